@@ -1,0 +1,314 @@
+"""The two networks an agent can run, both built branch by branch.
+
+`FissionModel` is PARSE: per-modality encoders, feature fission into redundant /
+unique / synergistic slices, one head per slice (the red head shared by every
+modality), a fusion of the syn slices for multimodal agents.
+`MonolithicModel` is the standard pipeline of the DSGD baselines: encoders ->
+one projection of their concatenation to a single embedding -> one head.
+
+Each branch lives in `self.branches[key]` and is built from its key alone with
+its own seed (`init_seed`, "init", key), so a branch's initial value does not
+depend on what else was built or in which order, and a modality gained mid-run
+gets the same encoder on every replay. The forward pass uses precomputed module
+references (`activate`), never the key registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from parse_actors.seeding import torch_seed
+
+from .archs import build_encoder, count_macs
+from .branches import BranchInfo, info_of, modset
+from .config import ModelConfig, SliceWeights
+
+DROP_KINDS = ("red", "uni", "syn")
+
+
+def _head(in_width: int, num_classes: int, hidden: int) -> nn.Module:
+    if hidden == 0:
+        return nn.Linear(in_width, num_classes)
+    return nn.Sequential(nn.Linear(in_width, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class BranchModel(nn.Module):
+    """Common branch bookkeeping; subclasses say which keys a modality set needs
+    (`plan`), how to build one (`_make`) and how to run (`activate`, `forward`)."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        num_classes: int,
+        input_shapes: Mapping[str, Sequence[int]],
+        archs: Mapping[str, str],
+        init_seed: int,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = int(num_classes)
+        self.input_shapes = {m: tuple(int(s) for s in v) for m, v in input_shapes.items()}
+        self.archs = dict(archs)
+        self.init_seed = int(init_seed)
+        self.branches = nn.ModuleDict()
+        self.kinds: dict[str, str] = {}
+        self.mods: tuple[str, ...] = ()
+
+    # -- registry -------------------------------------------------------------
+    def plan(self, mods: Sequence[str]) -> dict[str, str]:
+        """Branch key -> kind for an agent running modalities `mods`."""
+        raise NotImplementedError
+
+    def kind_of(self, key: str) -> str:
+        raise NotImplementedError
+
+    def _make(self, key: str) -> nn.Module:
+        raise NotImplementedError
+
+    def build(self, key: str) -> nn.Module:
+        """Build branch `key` on the CPU from its own seed, then move it to the
+        model's device. torch's layer init draws from the global CPU generator,
+        so it is seeded inside `fork_rng` and restored afterwards: whatever
+        else runs in the process sees no change and changes nothing here."""
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(torch_seed(self.init_seed, "init", key))
+            module = self._make(key)
+        device = next(self.parameters()).device if len(self.branches) else None
+        if device is not None:
+            module = module.to(device)
+        self.branches[key] = module
+        self.kinds[key] = self.kind_of(key)
+        return module
+
+    def ensure(self, mods: Sequence[str]) -> list[str]:
+        """Build the branches `mods` needs and does not have yet; returns their keys."""
+        for m in mods:
+            if m not in self.input_shapes:
+                raise ValueError(f"no input shape for modality {m!r}")
+            if m not in self.archs:
+                raise ValueError(f"no architecture for modality {m!r}")
+        new = []
+        for key in sorted(self.plan(mods)):
+            if key not in self.branches:
+                self.build(key)
+                new.append(key)
+        return new
+
+    def active_keys(self) -> list[str]:
+        return sorted(self.plan(self.mods))
+
+    def info(self, key: str) -> BranchInfo:
+        return info_of(key, self.kinds[key], self.branches[key])
+
+    def branch_params(self, key: str) -> list[nn.Parameter]:
+        return list(self.branches[key].parameters())
+
+    def activate(self, mods: Sequence[str]) -> None:
+        self.ensure(mods)
+        self.mods = tuple(sorted(mods))
+
+    def forward_macs(self) -> int:
+        """Multiply-accumulates of one sample's forward pass with the active modalities."""
+        dev = next(self.parameters()).device
+        x = {m: torch.zeros((1, *self.input_shapes[m]), device=dev) for m in self.mods}
+        was = self.training
+        self.eval()
+        try:
+            return count_macs(self, lambda: self(x))
+        finally:
+            self.train(was)
+
+
+class _Refs:
+    """Plain holder of module references for the forward pass (a plain object, so
+    nn.Module does not register the modules a second time)."""
+
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+
+@dataclass
+class FissionOut:
+    red: list[torch.Tensor]
+    """Red slice per active modality (sorted modality order)."""
+    uni: list[torch.Tensor]
+    syn: list[torch.Tensor] | None
+    """Syn slices, multimodal agents only."""
+    red_logits: torch.Tensor
+    """(K, n, C): the shared red head on each modality's red slice."""
+    uni_logits: list[torch.Tensor]
+    syn_logits: torch.Tensor | None
+
+    def prediction(self, w: SliceWeights, drop: str | None = None) -> torch.Tensor:
+        """Weighted sum of the heads' logits, optionally without one slice kind."""
+        parts = []
+        if drop != "red":
+            parts.append(self.red_logits.mean(0) * w.red)
+        if drop != "uni":
+            parts.append(torch.stack(self.uni_logits).sum(0) * w.uni)
+        if drop != "syn" and self.syn_logits is not None:
+            parts.append(self.syn_logits * w.syn)
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
+
+class FissionModel(BranchModel):
+    """PARSE: fission into slices, one head per slice kind."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.widths = self.cfg.slice_widths()
+        self._split_sizes = [self.widths["red"], self.widths["uni"], self.widths["syn"]]
+
+    def plan(self, mods: Sequence[str]) -> dict[str, str]:
+        mods = sorted(mods)
+        multi = len(mods) >= 2
+        keys = {"head/red": "red"}
+        for m in mods:
+            keys[f"backbone/{m}/{self.archs[m]}"] = "encoder"
+            keys[f"head/uni/{m}"] = "uni"
+            if self.cfg.fission == "project":
+                keys[f"fission/{m}/red"] = "red"
+                keys[f"fission/{m}/uni"] = "uni"
+                if multi:
+                    keys[f"fission/{m}/syn"] = "syn"
+        if multi:
+            keys[f"fusion/{modset(mods)}"] = "syn"
+            keys[f"head/syn/{modset(mods)}"] = "syn"
+        return keys
+
+    def kind_of(self, key: str) -> str:
+        parts = key.split("/")
+        if parts[0] == "backbone":
+            return "encoder"
+        if parts[0] == "fission":
+            return parts[2]
+        if parts[0] == "fusion":
+            return "syn"
+        return parts[1]  # head/red, head/uni/<m>, head/syn/<modset>
+
+    def _make(self, key: str) -> nn.Module:
+        parts = key.split("/")
+        cfg, w, c = self.cfg, self.widths, self.num_classes
+        if parts[0] == "backbone":
+            m, arch = parts[1], parts[2]
+            out = cfg.width_of(m) if cfg.fission == "project" else sum(self._split_sizes)
+            return build_encoder(arch, self.input_shapes[m], out, cfg)
+        if parts[0] == "fission":
+            return nn.Linear(cfg.width_of(parts[1]), w[parts[2]])
+        if key == "head/red":
+            return _head(w["red"], c, cfg.head_hidden)
+        if parts[:2] == ["head", "uni"]:
+            return _head(w["uni"], c, cfg.head_hidden)
+        if parts[:2] == ["head", "syn"]:
+            return _head(cfg.fusion_hidden, c, cfg.head_hidden)
+        if parts[0] == "fusion":
+            k = len(parts[1].split("+"))
+            return nn.Sequential(nn.Linear(k * w["syn"], cfg.fusion_hidden), nn.ReLU())
+        raise KeyError(f"not a PARSE branch key: {key!r}")
+
+    def activate(self, mods: Sequence[str]) -> None:
+        super().activate(mods)
+        b = self.branches
+        multi = len(self.mods) >= 2
+        project = self.cfg.fission == "project"
+        ms = modset(self.mods)
+        self._fast = _Refs(
+            enc=[
+                (
+                    m,
+                    b[f"backbone/{m}/{self.archs[m]}"],
+                    b[f"fission/{m}/red"] if project else None,
+                    b[f"fission/{m}/uni"] if project else None,
+                    b[f"fission/{m}/syn"] if project and multi else None,
+                )
+                for m in self.mods
+            ],
+            head_red=b["head/red"],
+            head_uni=[b[f"head/uni/{m}"] for m in self.mods],
+            fusion=b[f"fusion/{ms}"] if multi else None,
+            head_syn=b[f"head/syn/{ms}"] if multi else None,
+            multi=multi,
+            project=project,
+        )
+
+    def forward(self, x: Mapping[str, torch.Tensor]) -> FissionOut:
+        f = self._fast
+        reds, unis, syns = [], [], []
+        multi = f.multi
+        for m, backbone, pr, pu, ps in f.enc:
+            h = backbone(x[m])
+            if f.project:
+                reds.append(pr(h))
+                unis.append(pu(h))
+                if multi:
+                    syns.append(ps(h))
+            else:
+                r, u, s = torch.split(h, self._split_sizes, 1)
+                reds.append(r)
+                unis.append(u)
+                if multi:
+                    syns.append(s)
+        red_logits = f.head_red(torch.stack(reds))
+        uni_logits = [head(u) for head, u in zip(f.head_uni, unis)]
+        syn_logits = f.head_syn(f.fusion(torch.cat(syns, 1))) if multi else None
+        return FissionOut(reds, unis, syns if multi else None, red_logits, uni_logits, syn_logits)
+
+
+@dataclass
+class MonoOut:
+    embedding: torch.Tensor
+    logits: torch.Tensor
+
+    def prediction(self, w: SliceWeights | None = None, drop: str | None = None) -> torch.Tensor:
+        """The single head's logits; there are no slice logits to drop."""
+        return self.logits
+
+
+class MonolithicModel(BranchModel):
+    """Encoders -> fusion/<modset> (one embedding) -> head/task."""
+
+    def plan(self, mods: Sequence[str]) -> dict[str, str]:
+        keys = {f"backbone/{m}/{self.archs[m]}": "encoder" for m in mods}
+        keys[f"fusion/{modset(mods)}"] = "head"
+        keys["head/task"] = "head"
+        return keys
+
+    def kind_of(self, key: str) -> str:
+        return "encoder" if key.startswith("backbone/") else "head"
+
+    def _make(self, key: str) -> nn.Module:
+        parts = key.split("/")
+        cfg = self.cfg
+        if parts[0] == "backbone":
+            return build_encoder(parts[2], self.input_shapes[parts[1]], cfg.width_of(parts[1]), cfg)
+        if parts[0] == "fusion":
+            width = sum(cfg.width_of(m) for m in parts[1].split("+"))
+            return nn.Sequential(nn.Linear(width, cfg.embedding_width()), nn.ReLU())
+        if key == "head/task":
+            return _head(cfg.embedding_width(), self.num_classes, cfg.head_hidden)
+        raise KeyError(f"not a monolithic branch key: {key!r}")
+
+    def activate(self, mods: Sequence[str]) -> None:
+        super().activate(mods)
+        b = self.branches
+        self._fast = _Refs(
+            enc=[(m, b[f"backbone/{m}/{self.archs[m]}"]) for m in self.mods],
+            fusion=b[f"fusion/{modset(self.mods)}"],
+            head=b["head/task"],
+        )
+
+    def forward(self, x: Mapping[str, torch.Tensor]) -> MonoOut:
+        f = self._fast
+        feats = [enc(x[m]) for m, enc in f.enc]
+        z = f.fusion(feats[0] if len(feats) == 1 else torch.cat(feats, 1))
+        return MonoOut(z, f.head(z))
+
+
+MODELS = {"fission": FissionModel, "monolithic": MonolithicModel}
