@@ -1,0 +1,129 @@
+"""Engine overhead: the full co-simulation vs a plain torch loop doing the same work.
+
+16 MLP agents x 10 rounds through the whole engine (Ray hosts, netem, observers,
+run directory) against a plain-torch loop in one process that does the
+identical SGD steps and the same gossip averaging (same Agent objects, same
+exchanges, no SimPy, no Ray) with the same total number of torch threads (hosts x threads), and with
+1 thread: on small models two intra-op threads are far slower than one on this
+2-core machine, so the 1-thread loop is the honest (fastest) plain baseline.
+Prints Ray and host start-up separately, then the steady-state wall time
+(first round start to last round end) of both and their ratio.
+
+    .venv/bin/python bench/overhead.py [--rounds 10] [--steps 60] [--hosts 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from parse_actors.agents import Agent, AgentSpec, Incoming, make_policy
+from parse_actors.data import build_federated_data
+from parse_actors.engine import run_scenario
+from parse_actors.scenario import build_scenario
+from parse_actors.seeding import torch_seed
+
+
+def scenario(args):
+    doc = {
+        "name": "bench-overhead",
+        "seed": 0,
+        "agents": {"groups": [{"modalities": ["image"], "count": 6}, {"modalities": ["audio"], "count": 6},
+                              {"modalities": ["image", "audio"], "count": 4}]},
+        "data": {"name": "synthetic", "synthetic": {"n_samples": 16000, "dim": 64}},
+        "model": {"backbone_width": 256, "mlp_hidden": [512], "slice_width": 32},
+        "train": {"local_steps": args.steps, "batch_size": 128},
+        "protocol": {"rounds": args.rounds},
+        "network": {"topology": {"kind": "ring"}, "link": {"bandwidth_mbps": 100}},
+        "engine": {"backend": "ray", "hosts": args.hosts, "torch_threads": 1, "checkpoint_every": 1},
+        "output": {"log_messages": True, "plots": False},
+    }
+    return build_scenario(doc, "bench/overhead.py")
+
+
+def plain_loop(sc, threads: int) -> float:
+    """The same agents, steps and averaging, as a plain loop; returns steady-state seconds."""
+    torch.set_num_threads(threads)
+    groups = sc.agent_groups()
+    mods = [tuple(g.modalities) for g in groups]
+    fd = build_federated_data(sc.data, mods, seed=sc.seed)
+    init = torch_seed(sc.seed, "init")
+    agents = [Agent(AgentSpec(i, mods[i]), {m: fd.input_shapes[m] for m in mods[i]}, fd.num_classes,
+                    model=sc.model, loss=sc.loss, optim=sc.optim, aggregation=sc.aggregation, method=sc.method,
+                    seed=torch_seed(sc.seed, "agent", i), init_seed=init) for i in range(len(mods))]
+    policy = make_policy(sc.method, sc.aggregation)
+    n = len(agents)
+    caps = [a.capabilities() for a in agents]
+    neigh = {i: [(i - 1) % n, (i + 1) % n] for i in range(n)}
+    plan = {i: {j: policy.select(caps[i], caps[j], 0) for j in neigh[i]} for i in range(n)}
+    deg = {i: {} for i in range(n)}
+    for i in range(n):
+        for keys in plan[i].values():
+            for k in keys:
+                deg[i][k] = deg[i].get(k, 0) + 1
+    t0 = time.perf_counter()
+    for rnd in range(sc.protocol.rounds):
+        exports = {}
+        for i, a in enumerate(agents):
+            a.train_steps(fd.agents[i].train, sc.train.local_steps, sc.train.batch_size)
+            exports[i] = a.export(sorted({k for ks in plan[i].values() for k in ks}))
+        for i, a in enumerate(agents):
+            inc = [Incoming(sender=j, round=rnd, branches={k: exports[j][k] for k in plan[j][i]},
+                            degree={k: deg[j][k] for k in plan[j][i]}) for j in neigh[i] if plan[j].get(i)]
+            a.aggregate(inc, deg[i], rnd)
+        for i, a in enumerate(agents):
+            a.evaluate(fd.agents[i].test)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--skip-same-threads", action="store_true",
+                    help="skip the plain loop with hosts x threads torch threads (slow on 2 cores)")
+    ap.add_argument("--hosts", type=int, default=2)
+    args = ap.parse_args()
+    sc = scenario(args)
+    threads = args.hosts * sc.engine.torch_threads
+    plain1 = plain_loop(sc, 1)
+    print(f"plain torch loop (1 thread, 16 agents x {args.rounds} rounds): {plain1:.2f} s")
+    plain_same = None
+    if threads != 1 and not args.skip_same_threads:
+        plain_same = plain_loop(sc, threads)
+        print(f"plain torch loop ({threads} threads = same total as the engine): {plain_same:.2f} s")
+    torch.set_num_threads(1)
+
+    import ray
+
+    from parse_actors.engine.backends import ray_session
+
+    out = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    try:
+        t0 = time.perf_counter()
+        with ray_session():
+            ray_start = time.perf_counter() - t0
+            summary, rd = run_scenario(sc, out / "run", backend="ray")
+        import json
+
+        info = json.loads((out / "run" / "run.json").read_text())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    steady = info["steady_s"]
+    print(f"ray start-up: {ray_start:.2f} s; host start-up: {info['host_start_s']:.2f} s; "
+          f"agents built on hosts: {info['agents_start_s']:.2f} s")
+    print(f"engine steady state ({args.hosts} hosts x {sc.engine.torch_threads} thread, netem, observers, "
+          f"checkpoints): {steady:.2f} s")
+    print(f"ratio engine/plain-1-thread (steady state): {steady / plain1:.3f}   (target <= 1.10)")
+    if plain_same is not None:
+        print(f"ratio engine/plain-{threads}-threads (steady state): {steady / plain_same:.3f}")
+    assert not ray.is_initialized()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""`parse-sim`: run, validate and describe scenario files.
+
+Bad input exits with code 2 and one line on stderr naming the file, the key
+path and what was expected; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INT = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="parse-sim", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more console output")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and the final summary only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a scenario file")
+    r.add_argument("scenario", nargs="?", help="scenario YAML file")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    r.add_argument("--out", help="run directory (default runs/<name>-<timestamp>/)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a scenario key (VALUE parsed as YAML); repeatable")
+    r.add_argument("--backend", choices=["ray", "inline"], help="where agents run (default: engine.backend)")
+    r.add_argument("--seed", type=int, help="root seed (overrides seed:)")
+    r.add_argument("--ray-address", help="join an existing Ray cluster: auto or HOST:PORT")
+    r.add_argument("--force", action="store_true", help="overwrite a non-empty run directory")
+
+    v = sub.add_parser("validate", help="check scenario files without running them")
+    v.add_argument("files", nargs="+")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
+
+    sw = sub.add_parser("sweep", help="run a scenario over a grid of key values x seeds (resumable)",
+                        description="Run SCENARIO for every combination of the --grid values (and the file's "
+                                    "'# grid: KEY=V1,V2' comment lines) and every seed; one run directory each, "
+                                    "plus sweep.json and sweep.csv. Re-running skips finished runs.")
+    sw.add_argument("scenario", help="scenario YAML file")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                    help="values to sweep (YAML; commas inside [] or {} do not split; a single [..] list gives "
+                         "its items); replaces the file's grid for that key; repeatable")
+    sw.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="seeds per grid point: the scenario's seed, +1, ... (default 1)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                    help="override a scenario key for every run (VALUE parsed as YAML); repeatable")
+    sw.add_argument("--out", help="sweep directory (default runs/<name>-sweep/)")
+    sw.add_argument("--backend", choices=["ray", "inline"], default="inline",
+                    help="where agents run (default inline; ray runs the points one at a time)")
+    sw.add_argument("--parallel", type=int, metavar="K",
+                    help="runs at a time, each in its own process (default: one per CPU)")
+    sw.add_argument("--force", action="store_true", help="re-run finished runs too")
+
+    rp = sub.add_parser("report", help="Markdown summary and PNG plots of a run or sweep directory",
+                        description="Write DIR/report.md and DIR/report/*.png for a run directory or a sweep "
+                                    "directory.")
+    rp.add_argument("dir", help="run directory or sweep directory")
+    rp.add_argument("--target", type=float,
+                    help="accuracy for 'time to target' (default: 80%% of the best final accuracy, "
+                         "rounded down to 0.05)")
+    rp.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
+    rp.add_argument("--budget", type=float, metavar="SECONDS",
+                    help="sweeps: also compare accuracy at this virtual time (default: the shortest run's "
+                         "virtual time when runs differ in length)")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from parse_actors.engine import resume_run, run_scenario
+    from parse_actors.errors import ScenarioError
+    from parse_actors.metrics import format_summary
+    from parse_actors.metrics.rundir import default_run_dir
+    from parse_actors.scenario import load_scenario
+
+    if args.resume:
+        if args.scenario or args.overrides or args.seed is not None or args.out:
+            raise ScenarioError("--resume", "", "takes only the run directory (its scenario.yaml is the scenario)")
+        summary, rd = resume_run(Path(args.resume), backend=args.backend)
+        print(format_summary(summary, str(rd.path)))
+        return EXIT_OK
+    if not args.scenario:
+        raise ScenarioError(None, "", "parse-sim run needs a SCENARIO file (or --resume RUN_DIR)")
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.ray_address:
+        overrides.append(f"engine.ray_address={json.dumps(args.ray_address)}")
+    sc = load_scenario(args.scenario, overrides)
+    out = Path(args.out) if args.out else default_run_dir(sc.name)
+    summary, rd = run_scenario(sc, out, backend=args.backend, force=args.force)
+    print(format_summary(summary, str(rd.path)))
+    return EXIT_OK
+
+
+def _cmd_validate(args) -> int:
+    from parse_actors.errors import ScenarioError
+    from parse_actors.scenario import load_scenario
+
+    bad = 0
+    for f in args.files:
+        try:
+            sc = load_scenario(f, args.overrides)
+        except ScenarioError as e:
+            print(str(e), file=sys.stderr)
+            bad += 1
+        else:
+            print(f"{f}: ok ({sc.n_agents} agents, method {sc.method}, {sc.protocol.rounds} rounds)")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def _cmd_schema(args) -> int:
+    from parse_actors.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _cmd_sweep(args) -> int:
+    from parse_actors import logs
+    from parse_actors.errors import ScenarioError
+    from parse_actors.metrics.progress import Progress
+    from parse_actors.studies.data import load_sweep
+    from parse_actors.studies.report import sweep_console_table
+    from parse_actors.studies.sweep import SWEEP_CSV, plan_sweep, run_sweep
+
+    if args.parallel is not None and args.parallel < 1:
+        raise ScenarioError("--parallel", "", f"expected a positive number of runs at a time, got {args.parallel}")
+    sweep = plan_sweep(args.scenario, args.grid, args.seeds, args.overrides, args.out, args.backend, args.force)
+    n_points = len(sweep.runs) // max(1, len(sweep.seeds))
+    print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
+          f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
+    verbosity = -1 if args.quiet or not args.verbose else 0
+    if verbosity < 0:
+        logs.configure(-1)
+        Progress.enabled_default = False
+    res = run_sweep(sweep, args.parallel, echo=lambda line: print(line, flush=True), worker_verbosity=verbosity)
+    if res.interrupted is not None:
+        print(f"parse-sim: sweep interrupted; finished runs are kept (re-run the same command to continue): "
+              f"{sweep.out}", file=sys.stderr)
+        return 128 + int(res.interrupted)
+    sd = load_sweep(sweep.out)
+    if sd.runs:
+        print()
+        print(sweep_console_table(sd))
+    print(f"\n{res.ran} ran, {res.skipped} skipped, {res.failed} failed; table: {sweep.out / SWEEP_CSV}")
+    print(f"report: parse-sim report {sweep.out}")
+    return EXIT_FAIL if res.failed else EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from parse_actors.studies.report import write_report
+
+    out = write_report(Path(args.dir), target=args.target, dpi=args.dpi, budget=args.budget)
+    print(f"report: {out} (figures in {out.parent / 'report'})")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from parse_actors import logs
+    from parse_actors.errors import ScenarioError
+    from parse_actors.metrics import RunDirError
+
+    from parse_actors.engine.coordinator import Interrupted
+    from parse_actors.metrics.progress import Progress
+
+    logs.configure(-1 if args.quiet else min(args.verbose, 1))
+    if args.quiet:
+        Progress.enabled_default = False
+    handlers = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema, "sweep": _cmd_sweep,
+                "report": _cmd_report}
+    try:
+        return handlers[args.command](args)
+    except (ScenarioError, RunDirError) as e:
+        if args.debug:
+            traceback.print_exc()
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except Interrupted as e:
+        print(f"parse-sim: {e}; finished rounds and a checkpoint are saved (resume with --resume RUN_DIR)",
+              file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("parse-sim: interrupted", file=sys.stderr)
+        return EXIT_INT
+    except Exception as e:  # noqa: BLE001 - last line of defence: one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"parse-sim: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

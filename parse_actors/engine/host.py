@@ -1,0 +1,136 @@
+"""AgentHost: holds several agents and runs their calls in submission order.
+
+Plain Python; `backends.py` runs it in-process (inline) or as a Ray actor. The
+coordinator never sends tensors through here by value: branch payloads come
+back as return values (Ray object references on the Ray backend) and are
+handed to other hosts' `aggregate` calls unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from parse_actors.agents import Agent, AgentSpec, Incoming
+from parse_actors.data.types import AgentData
+
+
+class AgentHost:
+    def __init__(self, host_id: int, torch_threads: int = 1, device: str = "cpu"):
+        self.host_id = host_id
+        self.torch_threads = torch_threads
+        self.device = device
+        self.agents: dict[int, Agent] = {}
+        self.data: dict[int, AgentData] = {}
+        self.checkpoints: dict[int, dict] = {}
+        _set_threads(torch_threads)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    # -- set-up ----------------------------------------------------------
+    def add_agent(self, spec: AgentSpec, data: AgentData, kwargs: dict) -> dict:
+        """Build one agent; returns what the coordinator needs to know of it."""
+        with _threads(self.torch_threads):
+            agent = Agent(spec, device=self.device, **kwargs)
+        self.agents[spec.agent_id] = agent
+        self.data[spec.agent_id] = data
+        return {
+            "agent": spec.agent_id,
+            "capabilities": agent.capabilities(),
+            "cost_per_sample": agent.cost_per_sample(),
+            "n_train": len(data.train),
+            "n_test": len(data.test),
+        }
+
+    def add_agents(self, items: list[tuple[AgentSpec, AgentData, dict]]) -> list[dict]:
+        return [self.add_agent(*item) for item in items]
+
+    # -- the round's work --------------------------------------------------
+    def train_and_export(self, aid: int, steps: int, batch_size: int, keys: list[str]) -> tuple[dict, dict]:
+        """Local SGD, then a snapshot of the branches to gossip (one payload for all neighbours)."""
+        agent = self.agents[aid]
+        with _threads(self.torch_threads):
+            stats = agent.train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+            payload = agent.export(keys)
+        return _plain(stats), payload
+
+    def export(self, aid: int, keys: list[str]) -> dict:
+        return self.agents[aid].export(keys)
+
+    def aggregate(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], *payloads: dict) -> dict:
+        """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree)."""
+        incoming = []
+        for meta, payload in zip(metas, payloads):
+            branches = {k: payload[k] for k in meta["keys"] if k in payload}
+            incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
+                                     degree=meta["degree"]))
+        with _threads(self.torch_threads):
+            stats = self.agents[aid].aggregate(incoming, my_degree, rnd)
+        return _plain(stats)
+
+    def evaluate(self, aid: int, drop_kinds: tuple = ()) -> dict:
+        agent, data = self.agents[aid], self.data[aid]
+        with _threads(self.torch_threads):
+            acc, loss = agent.evaluate(data.test)
+            out = {"acc": float(acc), "loss": float(loss)}
+            for kind in drop_kinds:
+                a, _ = agent.evaluate(data.test, drop_kind=kind)
+                out[f"acc_without_{kind}"] = float(a)
+        return out
+
+    def capabilities(self, aid: int) -> dict:
+        return self.agents[aid].capabilities()
+
+    def set_modalities(self, aid: int, modalities: list[str]) -> dict:
+        """Sensor loss or gain; returns the agent's new capabilities."""
+        with _threads(self.torch_threads):
+            self.agents[aid].set_modalities(modalities)
+        return self.agents[aid].capabilities()
+
+    def last_update(self, aid: int, keys: list[str] | None = None) -> dict:
+        return self.agents[aid].last_update(keys)
+
+    # -- checkpoints -------------------------------------------------------
+    def checkpoint(self, aids: list[int] | None = None) -> dict[int, dict]:
+        aids = list(self.agents) if aids is None else aids
+        return {a: self.agents[a].state_dict() for a in aids}
+
+    def restore(self, states: dict[int, dict]) -> None:
+        for a, sd in states.items():
+            self.agents[a].load_state_dict(sd)
+
+
+def _set_threads(n: int) -> None:
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+class _threads:
+    """Apply the host's torch thread count for the duration of a call (inline
+    hosts share the driver process, whose setting may differ)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.prev = torch.get_num_threads()
+        if self.prev != self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        if self.prev != self.n:
+            torch.set_num_threads(self.prev)
+
+
+def _plain(obj: Any) -> Any:
+    """Stats as plain Python numbers (cheap to ship, JSON-safe)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    return obj

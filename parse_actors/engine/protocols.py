@@ -1,0 +1,143 @@
+"""Gossip protocols as SimPy timelines: *when* agents train, send and merge.
+
+A protocol only decides virtual times and submits host calls through the
+simulation (`sim.call`); it never waits for a tensor. `sync` runs rounds with
+a barrier (D-PSGD style); `async` lets every agent loop train -> send ->
+merge at its own pace, with evaluations every `eval_every_s` virtual seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from parse_actors.engine.messages import BranchMessage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parse_actors.engine.coordinator import AgentView, Simulation
+
+
+class Protocol:
+    def __init__(self, sim: "Simulation"):
+        self.sim = sim
+        self.env = sim.env
+        self.net = sim.net
+        self.cfg = sim.sc.protocol
+
+    # -- shared steps ----------------------------------------------------------
+    def work(self, v: "AgentView") -> float:
+        """Virtual seconds of one local training phase: the cost model, never wall time."""
+        tr = self.sim.sc.train
+        return self.net.compute_time(v.aid, tr.local_steps * tr.batch_size * v.cost_per_sample)
+
+    def train_and_send(self, v: "AgentView", rnd: int) -> tuple[Any, list]:
+        """Submit local training + export, then one message per branch per neighbour."""
+        sim = self.sim
+        v.updates += 1
+        plan = sim.plan(v, rnd)
+        keys = sorted({k for ks in plan.values() for k in ks})
+        deg = sim.degrees(plan)
+        tr = sim.sc.train
+        stats_ref, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
+                                      num_returns=2)
+        header = sim.sc.protocol.header_bytes
+        evs = []
+        for j, ks in plan.items():
+            for k in ks:
+                info = v.capabilities[k]
+                msg = BranchMessage(v.aid, rnd, k, payload, deg[k], self.env.now)
+                evs.append(sim.send(v.aid, j, header + info.nbytes, info.kind, msg))
+        return stats_ref, evs
+
+    def merge(self, v: "AgentView", rnd: int, inbox: list[BranchMessage]) -> Any:
+        """Submit the per-branch average of what arrived (one payload reference per sender and round)."""
+        if not inbox:
+            return None
+        inbox.sort(key=lambda m: (m.round, m.sender, m.key))
+        groups: dict[tuple[int, int], list[BranchMessage]] = {}
+        for m in inbox:
+            groups.setdefault((m.sender, m.round), []).append(m)
+        metas, payloads = [], []
+        for (sender, r), msgs in groups.items():
+            metas.append({"sender": sender, "round": r, "keys": [m.key for m in msgs],
+                          "degree": {m.key: m.degree for m in msgs}})
+            payloads.append(msgs[0].payload)
+        my_deg = self.sim.degrees(self.sim.plan(v, rnd))
+        return self.sim.call(v.host, "aggregate", v.aid, rnd, my_deg, metas, *payloads)
+
+
+class SyncProtocol(Protocol):
+    """Rounds with a barrier. Agents offline at a round's start skip it; messages
+    that miss the barrier (round_timeout_s) are merged the round after, or
+    ignored by the staleness bound."""
+
+    name = "sync"
+
+    def round(self, rnd: int, out: dict):
+        sim = self.sim
+        out["t_start"] = self.env.now
+        sim.rediscover()
+        active = [v for v in sim.views if self.net.is_online(v.aid)]
+        stats: dict[int, Any] = {}
+        procs = [self.env.process(self._agent(v, rnd, stats)) for v in active]
+        barrier = self.env.all_of(procs)
+        if self.cfg.round_timeout_s is not None:
+            barrier = barrier | self.env.timeout(self.cfg.round_timeout_s)
+        yield barrier
+        for v in active:
+            if v.aid in stats and self.net.is_online(v.aid):
+                inbox, v.inbox = v.inbox, []
+                self.merge(v, rnd, inbox)
+        out.update(t_end=self.env.now, active=len(active), stats=stats)
+
+    def _agent(self, v: "AgentView", rnd: int, stats: dict):
+        yield self.env.timeout(self.work(v))
+        if not self.net.is_online(v.aid):
+            return  # went down while training: this round's work is lost
+        stats[v.aid], evs = self.train_and_send(v, rnd)
+        if evs:
+            yield self.env.all_of(evs)
+
+
+class AsyncProtocol(Protocol):
+    """No global round: each agent loops train -> send -> merge what has arrived.
+
+    Only the newest version of each (sender, branch) in an inbox is merged;
+    versions older than `aggregation.staleness` of the receiver's own cycles
+    (in virtual time) are ignored.
+    """
+
+    name = "async"
+
+    def __init__(self, sim: "Simulation"):
+        super().__init__(sim)
+        self.cycles = {v.aid: 0 for v in sim.views}
+        self.stats: dict[int, Any] = {}
+
+    def start(self) -> None:
+        for v in self.sim.views:
+            self.env.process(self._loop(v))
+
+    def _loop(self, v: "AgentView"):
+        sim = self.sim
+        staleness = sim.sc.aggregation.staleness
+        while True:
+            if not self.net.is_online(v.aid):
+                yield sim.online_event(v.aid)
+                continue
+            t0 = self.env.now
+            yield self.env.timeout(self.work(v))
+            if not self.net.is_online(v.aid):
+                continue
+            cycle = self.cycles[v.aid]
+            self.stats[v.aid], _ = self.train_and_send(v, cycle)
+            cycle_time = max(self.env.now - t0, 1e-12)
+            newest: dict[tuple[int, str], BranchMessage] = {}
+            for m in v.inbox:
+                if self.env.now - m.t_send <= staleness * cycle_time or staleness == 0 and m.t_send >= t0:
+                    newest[(m.sender, m.key)] = m
+            v.inbox = []
+            fresh = [BranchMessage(m.sender, cycle, m.key, m.payload, m.degree, m.t_send) for m in newest.values()]
+            self.merge(v, cycle, fresh)
+            self.cycles[v.aid] = cycle + 1
+            if not self.sim.sc.train.local_steps:
+                yield self.env.timeout(1e-3)  # never spin at one instant

@@ -1,0 +1,255 @@
+"""The co-simulation engine: determinism at any parallelism, fault tolerance,
+protocols, churn, sensor loss, capability discovery, resume and signals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from parse_actors.agents import capability_nbytes
+from parse_actors.engine import resume_run, run_scenario
+from parse_actors.engine.coordinator import Interrupted
+from parse_actors.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "scenarios" / "quickstart.yaml"
+SMALL = ["protocol.rounds=3", "train.local_steps=4"]
+
+
+def scenario(*overrides):
+    return load_scenario(QUICK, list(SMALL) + list(overrides))
+
+
+def events(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def rows(out: Path, name="metrics.csv") -> list[dict]:
+    with open(out / name) as f:
+        return list(csv.DictReader(f))
+
+
+def summary_sans_wall(out: Path) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    s.pop("wall_time_s")
+    return s
+
+
+@pytest.fixture(scope="module")
+def inline_small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("engine") / "inline"
+    run_scenario(scenario(), out, backend="inline")
+    return out
+
+
+# ---------------------------------------------------------------- determinism
+@pytest.mark.ray
+def test_same_metrics_inline_ray_1_and_2_hosts(inline_small, ray_instance, tmp_path):
+    for hosts in (1, 2):
+        out = tmp_path / f"ray{hosts}"
+        run_scenario(scenario(f"engine.hosts={hosts}"), out, backend="ray")
+        assert (out / "metrics.csv").read_text() == (inline_small / "metrics.csv").read_text(), hosts
+        assert (out / "conflict.csv").read_text() == (inline_small / "conflict.csv").read_text(), hosts
+        assert summary_sans_wall(out) == summary_sans_wall(inline_small), hosts
+        assert json.loads((out / "run.json").read_text())["hosts"] == hosts
+
+
+def test_same_seed_same_events_other_seed_differs(inline_small, tmp_path):
+    out = tmp_path / "again"
+    run_scenario(scenario(), out, backend="inline")
+    assert (out / "events.jsonl").read_text() == (inline_small / "events.jsonl").read_text()
+    other = tmp_path / "other"
+    run_scenario(scenario("seed=1"), other, backend="inline")
+    assert (other / "metrics.csv").read_text() != (inline_small / "metrics.csv").read_text()
+
+
+# ---------------------------------------------------------------- fault tolerance
+@pytest.mark.ray
+def test_killed_host_is_restarted_and_run_is_unchanged(inline_small, ray_instance, tmp_path):
+    killed = []
+
+    def kill_after_round_0(sim, rnd):
+        if rnd == 0 and not killed:
+            sim.backend.kill_host(0)
+            killed.append(rnd)
+
+    out = tmp_path / "killed"
+    run_scenario(scenario("engine.hosts=2"), out, backend="ray", hooks=[kill_after_round_0])
+    assert killed == [0]
+    restarts = [e for e in events(out) if e["event"] == "host_restart"]
+    assert len(restarts) == 1 and restarts[0]["host"] == 0
+    assert json.loads((out / "run.json").read_text())["host_restarts"] == 1
+    # exact replay from the checkpoint: the same metrics as a run where nothing died
+    assert (out / "metrics.csv").read_text() == (inline_small / "metrics.csv").read_text()
+
+
+# ---------------------------------------------------------------- capability discovery
+def test_capability_messages_are_counted_as_control(inline_small):
+    ev = events(inline_small)
+    control = [e for e in ev if e["event"] == "message" and e["kind"] == "control"]
+    # a ring of 8: each agent introduces itself to its 2 neighbours once
+    assert len(control) == 16
+    assert all(e["branch"] == "capabilities" for e in control)
+    # no branch is sent to a neighbour before its capability message arrived
+    first_cap = {}
+    for e in control:
+        first_cap[(e["dst"], e["src"])] = e["t_arrive"]
+    for e in ev:
+        if e["event"] == "message" and e["kind"] != "control":
+            assert e["t_send"] >= first_cap[(e["src"], e["dst"])]
+
+
+def test_control_bytes_match_capability_sizes(inline_small):
+    from parse_actors.agents import Agent, AgentSpec  # sizes from the agents' own capabilities
+
+    sc = scenario()
+    s = json.loads((inline_small / "summary.json").read_text())
+    shapes = {m: tuple(v) for m, v in s["dataset"]["input_shapes"].items()}
+    sizes = {}
+    for i, g in enumerate(sc.agent_groups()):
+        a = Agent(AgentSpec(i, tuple(g.modalities)), {m: shapes[m] for m in g.modalities}, s["dataset"]["num_classes"],
+                  model=sc.model, method=sc.method, seed=0)
+        sizes[i] = capability_nbytes(a.capabilities()) + sc.protocol.header_bytes
+    control = [e for e in events(inline_small) if e["event"] == "message" and e["kind"] == "control"]
+    assert sum(e["bytes"] for e in control) == sum(2 * v for v in sizes.values())
+    assert s["bytes_by_kind"]["control"] == sum(2 * v for v in sizes.values())
+
+
+# ---------------------------------------------------------------- protocols
+def test_async_protocol_with_stragglers(tmp_path):
+    out = tmp_path / "async"
+    sc = scenario("protocol.mode=async", "protocol.eval_every_s=0.1", "protocol.rounds=4",
+                  "network.link.bandwidth_mbps=1000",
+                  "network.stragglers={model: list, speeds: [1, 1, 1, 1, 1, 1, 1, 0.25]}")
+    summary, _ = run_scenario(sc, out, backend="inline")
+    assert summary["protocol"] == "async" and summary["rounds"] == 4
+    assert summary["virtual_time_s"] == pytest.approx(0.4)
+    r = rows(out)
+    assert len(r) == 8 * 4 and [float(x["t"]) for x in r[::8]] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    # no global round: each agent trains at its own pace; agents 6 and 7 are the
+    # multimodal pair (same cost per sample), and 7 is 4x slower
+    updates = {int(x["agent"]): int(x["updates"]) for x in r[-8:]}
+    assert updates[7] == pytest.approx(updates[6] / 4, abs=1)
+    assert updates[0] > updates[6]  # unimodal agents are cheaper per sample
+    sends = {}
+    for e in events(out):
+        if e["event"] == "message" and e["kind"] != "control" and e["dst"] == 0:
+            sends.setdefault(e["src"], set()).add(e["t_send"])
+    assert len(sends[7]) <= updates[7] and len(sends[1]) > 2 * len(sends[7])
+
+
+def test_sync_straggler_stretches_rounds(inline_small, tmp_path):
+    out = tmp_path / "slow"
+    base = json.loads((inline_small / "summary.json").read_text())["virtual_time_s"]
+    summary, _ = run_scenario(scenario("network.stragglers={model: list, speeds: [1, 1, 1, 1, 1, 1, 1, 0.25]}"),
+                              out, backend="inline")
+    # the barrier waits for the slowest agent: agent 7 (multimodal, on the critical
+    # path already) computes 4x longer, so each round grows by exactly 3x its compute
+    sc = scenario()
+    work7 = sc.train.local_steps * sc.train.batch_size * _cost_per_sample(out, 7)
+    assert summary["virtual_time_s"] - base == pytest.approx(3 * 3 * work7, rel=1e-9)
+
+
+def _cost_per_sample(out: Path, aid: int) -> float:
+    from parse_actors.agents import Agent, AgentSpec
+
+    sc = scenario()
+    s = json.loads((out / "summary.json").read_text())
+    g = sc.agent_groups()[aid]
+    shapes = {m: tuple(s["dataset"]["input_shapes"][m]) for m in g.modalities}
+    return Agent(AgentSpec(aid, tuple(g.modalities)), shapes, s["dataset"]["num_classes"], model=sc.model,
+                 method=sc.method).cost_per_sample()
+
+
+def test_churn_skips_offline_agents_and_drops_messages(tmp_path):
+    out = tmp_path / "churn"
+    sc = scenario("protocol.rounds=6",
+                  "network.churn={model: sessions, online: {dist: exponential, mean_s: 0.05}, "
+                  "offline: {dist: exponential, mean_s: 0.05}}")
+    summary, _ = run_scenario(sc, out, backend="inline")
+    ev = events(out)
+    nodes = [e for e in ev if e["event"] == "node"]
+    assert any(not e["online"] for e in nodes) and any(e["online"] for e in nodes)
+    assert summary["messages"]["dropped"] > 0
+    dropped = [e for e in ev if e["event"] == "message" and e["status"] == "dropped"]
+    assert {e["reason"] for e in dropped} <= {"offline", "link_down"}
+    assert all(e["t_arrive"] is None for e in dropped)
+    active = [int(x["online"]) for x in rows(out)]
+    assert 0 < sum(active) < len(active)
+
+
+def test_sensor_loss_mid_run_stops_audio_branches(tmp_path):
+    out = tmp_path / "loss"
+    # agent 6 (image+audio) loses its audio sensor during round 1
+    sc = scenario("protocol.rounds=4", "data.schedule=[{agent: 6, modality: audio, at_s: 0.15, action: lose}]")
+    run_scenario(sc, out, backend="inline")
+    ev = events(out)
+    change = [e for e in ev if e["event"] == "modality"]
+    assert len(change) == 1 and change[0]["agent"] == 6 and change[0]["modalities"] == ["image"]
+    t_lost = change[0]["t"]
+    # new capabilities are advertised to its neighbours (5 and 7) ...
+    control_after = [e for e in ev if e["event"] == "message" and e["kind"] == "control" and e["src"] == 6
+                     and e["t_send"] >= t_lost]
+    assert {e["dst"] for e in control_after} == {5, 7}
+    t_adv = max(e["t_arrive"] for e in control_after)
+    # ... after which agent 6 sends no audio or synergy branch any more
+    late = [e for e in ev if e["event"] == "message" and e["src"] == 6 and e["t_send"] > t_adv]
+    assert late and not any("audio" in e["branch"] or e["kind"] == "syn" for e in late)
+
+
+# ---------------------------------------------------------------- resume and signals
+def test_interrupt_then_resume_gives_the_uninterrupted_result(inline_small, tmp_path):
+    out = tmp_path / "interrupted"
+
+    def stop_after_round_1(sim, rnd):
+        if rnd == 1:
+            sim.stop_signal = signal.SIGINT
+
+    with pytest.raises(Interrupted):
+        run_scenario(scenario("output.checkpoint_every=0"), out, backend="inline", hooks=[stop_after_round_1])
+    partial = json.loads((out / "summary.json").read_text())
+    assert partial["complete"] is False and partial["rounds"] == 2
+    assert (out / "checkpoint.pt").exists()
+    assert len(rows(out)) == 8 * 2
+    summary, _ = resume_run(out, backend="inline")
+    assert summary["complete"] is True
+    assert (out / "metrics.csv").read_text() == (inline_small / "metrics.csv").read_text()
+    assert summary_sans_wall(out) == summary_sans_wall(inline_small)
+    # the log continues where the checkpoint was taken: same events, plus a note of the resume
+    resumed = [e for e in events(out) if e["event"] not in ("setup", "resume")]
+    assert resumed == [e for e in events(inline_small) if e["event"] != "setup"]
+    assert [e["event"] for e in events(out)].count("resume") == 1
+    assert not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_ray_run_exits_143_and_leaves_nothing(tmp_path):
+    cache = tempfile.mkdtemp(prefix="pst", dir="/tmp")
+    out = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parse_actors.cli", "run", str(QUICK), "--out", str(out), "--backend", "ray",
+         "--set", "protocol.rounds=40", "--set", "train.local_steps=20", "--set", "output.checkpoint_every=1"],
+        env={**os.environ, "PARSE_SIM_CACHE": cache}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+    )
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.2)
+    assert (out / "checkpoint.pt").exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False and 0 < summary["rounds"] < 40
+    assert len(rows(out)) == 8 * summary["rounds"]
+    left = subprocess.run(["pgrep", "-f", cache], capture_output=True, text=True).stdout.strip()
+    assert left == "", f"Ray processes left behind: {left}"
