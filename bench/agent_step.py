@@ -15,8 +15,6 @@ the paired ratios (target <= 1.05) for an MLP agent and a CNN agent.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import statistics
 import time
 
@@ -30,6 +28,7 @@ from parse_actors.agents.losses import fission_terms, term_weights, total_loss
 from parse_actors.agents.model import FissionOut, _head
 from parse_actors.data.types import ModalData
 from parse_actors.seeding import rng as seed_rng
+from parse_actors.tuning import fix_malloc_thresholds
 
 
 class PlainParse(nn.Module):
@@ -114,22 +113,6 @@ class PlainLoop:
             self.opt.step()
             total_sum += loss.detach()
         return float(total_sum) / steps
-
-
-def fix_malloc_thresholds() -> bool:
-    """Pin glibc's trim/mmap thresholds. By default glibc adapts them as blocks are
-    freed, and whether a step's activations (~1 MB for the CNN) are page-faulted
-    in afresh then depends on incidental heap history: that swings a loop's speed
-    by 5-25% between two identical loops in one process, which would drown the
-    overhead this benchmark measures. Returns False where not glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_trim_threshold, 1 << 30) == 1
-        return libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and ok
-    except (OSError, AttributeError, TypeError):
-        return False
 
 
 def make_case(name: str, archs: dict[str, str], shapes: dict[str, tuple[int, ...]], n: int = 2048):

@@ -15,6 +15,7 @@ import torch
 
 from parse_actors.agents import Agent, AgentSpec, Incoming
 from parse_actors.data.types import AgentData
+from parse_actors.tuning import fix_malloc_thresholds
 
 
 class AgentHost:
@@ -24,8 +25,8 @@ class AgentHost:
         self.device = device
         self.agents: dict[int, Agent] = {}
         self.data: dict[int, AgentData] = {}
-        self.checkpoints: dict[int, dict] = {}
         _set_threads(torch_threads)
+        fix_malloc_thresholds()
 
     def pid(self) -> int:
         return os.getpid()
