@@ -97,7 +97,7 @@ class KRegularTopology(_TopologyBase):
     """Random regular graph (networkx.random_regular_graph)."""
     degree: PosInt = 4
     """Degree of every node; needs degree < n and degree * n even."""
-    max_tries: PosInt = 1000
+    max_tries: Annotated[int, Field(gt=0, le=100_000)] = 1000
     """Redraws allowed to find a connected graph when `connected` is true."""
 
 
@@ -108,7 +108,7 @@ class ErdosRenyiTopology(_TopologyBase):
     """Erdos-Renyi random graph."""
     p: Prob = 0.2
     """Edge probability; connectivity needs roughly p > ln(n)/n."""
-    max_tries: PosInt = 1000
+    max_tries: Annotated[int, Field(gt=0, le=100_000)] = 1000
     """Redraws allowed to find a connected graph when `connected` is true."""
 
 
@@ -121,7 +121,7 @@ class WattsStrogatzTopology(_TopologyBase):
     """Each node starts linked to its k nearest ring neighbours (k even, k < n)."""
     p: Prob = 0.1
     """Rewiring probability per edge."""
-    max_tries: PosInt = 1000
+    max_tries: Annotated[int, Field(gt=0, le=100_000)] = 1000
     """Redraws allowed to find a connected graph when `connected` is true."""
 
 

@@ -102,15 +102,57 @@ class GilbertElliottChannel:
                 yield s, n
                 n = 0
 
+    def occupancy(self, n: int) -> tuple[int, int]:
+        """(good, bad) packet counts of the next n packets, advancing the chain.
+
+        Sojourns are drawn in vectorised batches, so long messages on a
+        fast-switching channel stay cheap.
+        """
+        rng = self.rng
+        counts = [0, 0]
+        while n > 0:
+            s = self.state
+            p_stay_first = self.p_gb if s == 0 else self.p_bg
+            p_second = self.p_bg if s == 0 else self.p_gb
+            if p_stay_first <= 0.0:
+                counts[s] += n
+                break
+            # Enough sojourn pairs to cover n packets on average, within bounds.
+            cycles = n * p_stay_first * p_second / (p_stay_first + p_second) if p_second > 0.0 else 1.0
+            if cycles < 4:  # few switches: scalar draws are cheaper than arrays
+                for st, run in self._runs(n):
+                    counts[st] += run
+                break
+            batch = int(min(65_536, 16 + 1.25 * cycles))
+            runs = np.empty(2 * batch, dtype=np.int64)
+            runs[0::2] = rng.geometric(p_stay_first, batch)
+            runs[1::2] = rng.geometric(p_second, batch) if p_second > 0.0 else n + 1
+            cum = np.cumsum(runs)
+            j = int(np.searchsorted(cum, n, "left"))
+            if j >= len(runs):  # every drawn sojourn fits: an even number of switches
+                counts[s] += int(runs[0::2].sum())
+                counts[1 - s] += int(runs[1::2].sum())
+                n -= int(cum[-1])
+                continue
+            before = int(cum[j - 1]) if j > 0 else 0
+            counts[s] += int(runs[0:j:2].sum())
+            counts[1 - s] += int(runs[1:j:2].sum())
+            run_state = s if j % 2 == 0 else 1 - s
+            counts[run_state] += n - before
+            # The sojourn ends exactly with the last packet: the chain then switches.
+            self.state = 1 - run_state if int(cum[j]) == n else run_state
+            n = 0
+        return counts[0], counts[1]
+
     def lost(self, n: int) -> int:
         """Number of lost packets among the next n."""
+        good, bad = self.occupancy(n)
         total = 0
-        for s, run in self._runs(n):
-            q = self.loss_bad if s else self.loss_good
+        for count, q in ((good, self.loss_good), (bad, self.loss_bad)):
             if q >= 1.0:
-                total += run
-            elif q > 0.0:
-                total += int(self.rng.binomial(run, q))
+                total += count
+            elif q > 0.0 and count:
+                total += int(self.rng.binomial(count, q))
         return total
 
     def sample(self, n: int) -> np.ndarray:

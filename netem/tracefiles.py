@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import math
 import os
 import re
@@ -90,13 +91,32 @@ def resolve_latency(
     return p, s
 
 
+def _read_text(path: Path) -> str:
+    """The file as text; undecodable bytes are reported with their line number."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TraceFormatError(path, line, "not UTF-8 text") from None
+
+
 def _data_lines(path: Path):
     """(line number, fields) of non-blank, non-comment lines."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.split("#", 1)[0].strip()
-            if line:
-                yield lineno, [f for f in re.split(r"[,\s]+", line) if f]
+    for lineno, raw in enumerate(_read_text(path).splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            yield lineno, [f for f in re.split(r"[,\s]+", line) if f]
+
+
+def _csv_rows(path: Path):
+    """(line number, fields) of a CSV file; syntax errors name the line."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        for rec in reader:
+            yield reader.line_num, rec
+    except csv.Error as e:
+        raise TraceFormatError(path, reader.line_num, f"bad CSV: {e}") from None
 
 
 def _number(path: Path, lineno: int, text: str, what: str) -> float:
@@ -150,12 +170,18 @@ class BandwidthTrace:
         return float(self.bps[i])
 
     def next_change(self, t: float, offset: float = 0.0) -> float:
-        """The first time after t at which the rate changes (a sample boundary)."""
+        """The first time strictly after t at which the rate changes (a sample boundary)."""
         tau = self._local(t + offset)
-        i = int(np.searchsorted(self.starts, tau, "right"))
-        nxt = float(self._bounds[i]) if i < len(self._bounds) else self.period
-        dt = nxt - tau
-        return t + (dt if dt > 0 else self.period)
+        bounds = self._bounds
+        i = int(np.searchsorted(bounds, tau, "right"))
+        laps = 0
+        while True:
+            if i >= len(bounds):  # wrap: boundary 0 of the next lap equals `period` of this one
+                i, laps = 1, laps + 1
+            cand = t + ((laps * self.period + float(bounds[i])) - tau)
+            if cand > t:  # a boundary closer than one ulp of t is already behind us
+                return cand
+            i += 1
 
     def _cum_at(self, tau: float) -> float:
         i = int(np.searchsorted(self.starts, tau, "right")) - 1
@@ -294,34 +320,31 @@ def load_latency_matrix(pings: str | Path, servers: str | Path | None = None) ->
     """Read a WonderProxy-style ping CSV (and optionally its servers CSV)."""
     pings = Path(pings)
     rows: list[tuple[int, int, float, float, float]] = []
-    with open(pings, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = None
-        for rec in reader:
-            lineno = reader.line_num
-            if not rec or not "".join(rec).strip() or rec[0].lstrip().startswith("#"):
-                continue
-            if header is None:
-                header = [c.strip().lower() for c in rec]
-                missing = [c for c in _PING_COLUMNS if c not in header]
-                if missing:
-                    raise TraceFormatError(
-                        pings, lineno, f"header must name columns {','.join(_PING_COLUMNS)}; missing {missing}"
-                    )
-                col = {c: header.index(c) for c in _PING_COLUMNS}
-                continue
-            if len(rec) != len(header):
-                raise TraceFormatError(pings, lineno, f"expected {len(header)} fields, got {len(rec)}")
-            try:
-                a, b = int(rec[col["source"]]), int(rec[col["destination"]])
-            except ValueError:
-                raise TraceFormatError(pings, lineno, "source and destination must be integer host ids") from None
-            mn, av, mx, md = (_number(pings, lineno, rec[col[c]], c) for c in ("min", "avg", "max", "mdev"))
-            if min(mn, av, mx, md) < 0:
-                raise TraceFormatError(pings, lineno, "round-trip times must be >= 0")
-            if not mn <= av <= mx:
-                raise TraceFormatError(pings, lineno, f"expected min <= avg <= max, got {mn}, {av}, {mx}")
-            rows.append((a, b, mn, av, md))
+    header = None
+    for lineno, rec in _csv_rows(pings):
+        if not rec or not "".join(rec).strip() or rec[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lower() for c in rec]
+            missing = [c for c in _PING_COLUMNS if c not in header]
+            if missing:
+                raise TraceFormatError(
+                    pings, lineno, f"header must name columns {','.join(_PING_COLUMNS)}; missing {missing}"
+                )
+            col = {c: header.index(c) for c in _PING_COLUMNS}
+            continue
+        if len(rec) != len(header):
+            raise TraceFormatError(pings, lineno, f"expected {len(header)} fields, got {len(rec)}")
+        try:
+            a, b = int(rec[col["source"]]), int(rec[col["destination"]])
+        except ValueError:
+            raise TraceFormatError(pings, lineno, "source and destination must be integer host ids") from None
+        mn, av, mx, md = (_number(pings, lineno, rec[col[c]], c) for c in ("min", "avg", "max", "mdev"))
+        if min(mn, av, mx, md) < 0:
+            raise TraceFormatError(pings, lineno, "round-trip times must be >= 0")
+        if not mn <= av <= mx:
+            raise TraceFormatError(pings, lineno, f"expected min <= avg <= max, got {mn}, {av}, {mx}")
+        rows.append((a, b, mn, av, md))
     if header is None or not rows:
         raise TraceFormatError(pings, None, "no measurements")
     hosts = sorted({r[0] for r in rows} | {r[1] for r in rows})
@@ -351,36 +374,33 @@ def load_servers(path: str | Path) -> dict[int, Server]:
     """Read a WonderProxy servers CSV: id, title/name, country, latitude, longitude."""
     path = Path(path)
     out: dict[int, Server] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = None
-        for rec in reader:
-            lineno = reader.line_num
-            if not rec or not "".join(rec).strip():
-                continue
-            if header is None:
-                header = [c.strip().lower() for c in rec]
-                for need in ("id", "latitude", "longitude"):
-                    if need not in header:
-                        raise TraceFormatError(path, lineno, f"servers header lacks column {need!r}")
-                col = {c: i for i, c in enumerate(header) if c}
-                continue
-            if len(rec) < len(col):
-                raise TraceFormatError(path, lineno, f"expected at least {len(col)} fields, got {len(rec)}")
+    header = None
+    for lineno, rec in _csv_rows(path):
+        if not rec or not "".join(rec).strip():
+            continue
+        if header is None:
+            header = [c.strip().lower() for c in rec]
+            for need in ("id", "latitude", "longitude"):
+                if need not in header:
+                    raise TraceFormatError(path, lineno, f"servers header lacks column {need!r}")
+            col = {c: i for i, c in enumerate(header) if c}
+            continue
+        if len(rec) < len(col):
+            raise TraceFormatError(path, lineno, f"expected at least {len(col)} fields, got {len(rec)}")
 
-            def get(name: str, rec=rec) -> str:
-                return rec[col[name]].strip() if name in col and col[name] < len(rec) else ""
+        def get(name: str, rec=rec) -> str:
+            return rec[col[name]].strip() if name in col and col[name] < len(rec) else ""
 
-            try:
-                sid = int(get("id"))
-            except ValueError:
-                raise TraceFormatError(path, lineno, f"server id must be an integer, got {get('id')!r}") from None
-            lat = _number(path, lineno, get("latitude"), "latitude")
-            lon = _number(path, lineno, get("longitude"), "longitude")
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise TraceFormatError(path, lineno, f"latitude/longitude out of range: {lat}, {lon}")
-            city = get("title") or get("name") or get("location")
-            out[sid] = Server(sid, get("name") or city, city, get("country"), lat, lon)
+        try:
+            sid = int(get("id"))
+        except ValueError:
+            raise TraceFormatError(path, lineno, f"server id must be an integer, got {get('id')!r}") from None
+        lat = _number(path, lineno, get("latitude"), "latitude")
+        lon = _number(path, lineno, get("longitude"), "longitude")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise TraceFormatError(path, lineno, f"latitude/longitude out of range: {lat}, {lon}")
+        city = get("title") or get("name") or get("location")
+        out[sid] = Server(sid, get("name") or city, city, get("country"), lat, lon)
     if not out:
         raise TraceFormatError(path, None, "no servers")
     return out

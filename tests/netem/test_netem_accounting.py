@@ -17,7 +17,8 @@ def test_rows_and_totals_by_tag():
     assert net.accounting[(0, 1, "red")]["bytes_delivered"] == 0
     env.run()
     rows = net.accounting.rows()
-    assert [tuple(r[k] for k in ("src", "dst", "tag", "messages", "bytes_sent", "bytes_delivered", "bytes_dropped")) for r in rows] == [
+    keys = ("src", "dst", "tag", "messages", "bytes_sent", "bytes_delivered", "bytes_dropped")
+    assert [tuple(r[k] for k in keys) for r in rows] == [
         (0, 1, "red", 2, 150, 150, 0),
         (0, 1, "syn", 1, 70, 70, 0),
         (2, 0, "red", 1, 10, 10, 0),

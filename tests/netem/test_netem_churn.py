@@ -76,7 +76,13 @@ def test_stationary_start_matches_availability():
 def test_observers_see_every_availability_change(tmp_path):
     env, net, log, events = _trace_net(tmp_path)
     env.run()
-    assert sorted(events.nodes) == [(10.0, 1, False), (20.0, 1, True), (100.0, 0, False), (100.0, 1, False), (100.0, 2, False)]
+    assert sorted(events.nodes) == [
+        (10.0, 1, False),
+        (20.0, 1, True),
+        (100.0, 0, False),
+        (100.0, 1, False),
+        (100.0, 2, False),
+    ]
     assert net.online_nodes() == []
 
 

@@ -35,7 +35,8 @@ def test_defaults_are_a_valid_network():
     cfg = NetworkConfig()
     cfg.check(n_nodes=8)
     assert cfg.topology.kind == "ring" and cfg.link.latency.ms == 10 and cfg.link.bandwidth_mbps == 100
-    assert (cfg.loss.model, cfg.churn.model, cfg.stragglers.model, cfg.dynamics.model) == ("none", "none", "none", "static")
+    models = (cfg.loss.model, cfg.churn.model, cfg.stragglers.model, cfg.dynamics.model)
+    assert models == ("none", "none", "none", "static")
     assert NetworkConfig.model_validate({}) == cfg
 
 
@@ -66,7 +67,10 @@ def test_omitted_tag_means_default_and_strings_are_shorthand():
         ({"link": {"latency": {"dist": "pareto"}}}, ("link", "latency")),
         ({"link": {"latency": {"dist": "constant", "ms": -1}}}, ("link", "latency", "constant", "ms")),
         ({"link": {"latency": {"dist": "uniform", "low_ms": 5, "high_ms": 1}}}, ("link", "latency", "uniform")),
-        ({"churn": {"model": "sessions", "online": {"dist": "exponential", "mean_s": 0}}}, ("churn", "sessions", "online", "exponential", "mean_s")),
+        (
+            {"churn": {"model": "sessions", "online": {"dist": "exponential", "mean_s": 0}}},
+            ("churn", "sessions", "online", "exponential", "mean_s"),
+        ),
         ({"churn": {"permanent_failure_p": 2}}, ("churn", "none", "permanent_failure_p")),
         ({"stragglers": {"model": "fraction", "slowdown": 0.5}}, ("stragglers", "fraction", "slowdown")),
         ({"topology": {"kind": "ring", "degree": 3}}, ("topology", "ring", "degree")),
@@ -139,3 +143,14 @@ def test_every_field_is_documented_in_the_json_schema():
     seen: set[str] = set()
     _walk(schema, schema.get("$defs", {}), seen)
     assert len(seen) > 30
+
+
+def test_readme_example_is_a_valid_network():
+    from pathlib import Path
+
+    import netem
+
+    text = (Path(netem.__file__).parent / "README.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = NetworkConfig.model_validate(yaml.safe_load(block)["network"])
+    cfg.check(n_nodes=10)

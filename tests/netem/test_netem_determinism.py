@@ -13,7 +13,12 @@ RICH = {
     "access": {"uplink_mbps": 5, "downlink_mbps": 8},
     "loss": {"model": "bernoulli", "p_packet": 0.01},
     "transport": {"mode": "reliable", "retry_timeout_ms": 100, "max_retries": 3},
-    "churn": {"model": "sessions", "online": {"dist": "weibull", "mean_s": 40}, "offline": {"mean_s": 10}, "offline_policy": "hold"},
+    "churn": {
+        "model": "sessions",
+        "online": {"dist": "weibull", "mean_s": 40},
+        "offline": {"mean_s": 10},
+        "offline_policy": "hold",
+    },
     "stragglers": {"model": "fraction", "fraction": 0.25, "transient": {"mean_interval_s": 20, "mean_duration_s": 5}},
     "dynamics": {"model": "markov", "p_off": 0.2, "p_on": 0.5, "period_s": 5},
 }
@@ -56,7 +61,10 @@ def test_different_seed_differs():
 
 
 def test_adding_a_component_does_not_shift_the_others():
-    base = {"topology": {"kind": "erdos_renyi", "p": 0.3}, "link": {"latency": {"dist": "normal", "mean_ms": 20, "std_ms": 5}}}
+    base = {
+        "topology": {"kind": "erdos_renyi", "p": 0.3},
+        "link": {"latency": {"dist": "normal", "mean_ms": 20, "std_ms": 5}},
+    }
     plain, _, n1 = run(base, seed=3, horizon=60)
     slow, _, n2 = run({**base, "stragglers": {"model": "dist"}}, seed=3, horizon=60)
     assert sorted(n1.graph.edges()) == sorted(n2.graph.edges())

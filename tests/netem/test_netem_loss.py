@@ -164,3 +164,10 @@ def test_outage_delays_reliable_messages_until_the_link_is_back():
     # Fails at 1.5, retries every 200 ms: 1.7, 1.9 are down, 2.1 goes through.
     assert r.status == "delivered" and r.retries == 3
     assert r.t_arrive == pytest.approx(2.1 + 0.01 + 0.01)
+
+
+def test_gilbert_elliott_long_messages_are_vectorised_and_exact_in_law():
+    ch = GilbertElliottChannel(0.3, 0.2, 0.0, 1.0, np.random.default_rng(8))
+    good, bad = ch.occupancy(2_000_000)
+    assert good + bad == 2_000_000
+    assert bad / 2e6 == pytest.approx(0.3 / 0.5, rel=0.01)

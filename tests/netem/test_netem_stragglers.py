@@ -26,7 +26,8 @@ def test_speed_distributions():
     env, net, _ = build({"stragglers": {"model": "dist", "speed": {"dist": "uniform", "low": 0.5, "high": 1.0}}}, n=500)
     s = np.array([net.speed(v) for v in range(500)])
     assert s.min() >= 0.5 and s.max() <= 1.0
-    env, net, _ = build({"stragglers": {"model": "dist", "speed": {"dist": "lognormal", "mean": 2.0, "sigma": 0.3}}}, n=4000)
+    doc = {"stragglers": {"model": "dist", "speed": {"dist": "lognormal", "mean": 2.0, "sigma": 0.3}}}
+    env, net, _ = build(doc, n=4000)
     assert np.mean([net.speed(v) for v in range(4000)]) == pytest.approx(2.0, rel=0.03)
 
 
@@ -42,8 +43,6 @@ def test_transient_slowdowns_come_and_go():
     net.start()
     slow_time = {0: 0.0, 1: 0.0}
     last = {0: None, 1: None}
-    for t, node, speed in []:
-        pass
 
     class Track:
         def on_speed(self, node, speed, t):

@@ -37,7 +37,12 @@ def test_scenarios_use_traces_by_name():
     doc = {
         "topology": "complete",
         "link": {
-            "latency": {"dist": "trace", "file": "wonderproxy-excerpt", "mapping": "nearest_city", "locations": ["Oslo", [48.85, 2.35], "tokyo"]},
+            "latency": {
+                "dist": "trace",
+                "file": "wonderproxy-excerpt",
+                "mapping": "nearest_city",
+                "locations": ["Oslo", [48.85, 2.35], "tokyo"],
+            },
             "bandwidth": {"trace": "norway-3g-bus"},
         },
     }
@@ -143,3 +148,17 @@ def test_reads_the_shared_measured_traces(shared_traces):
         }
     )
     cfg.check(2)
+
+
+def test_binary_and_nul_files_are_reported_with_their_line(tmp_path):
+    p = tmp_path / "bw.bin"
+    p.write_bytes(b"0 1\n1 2\n\xff\xfe\x00\n")
+    with pytest.raises(TraceFormatError, match=r"bw.bin:3: not UTF-8"):
+        load_bandwidth_trace(p)
+    c = tmp_path / "p.csv"
+    c.write_bytes(b"source,destination,min,avg,max,mdev\n0,1,1,2,3,0\n0,\x00,1,2,3,0\n")
+    with pytest.raises(TraceFormatError, match=r"p.csv:3"):
+        load_latency_matrix(c)
+    cfg = NetworkConfig.model_validate({"link": {"bandwidth": {"trace": "bw.bin"}}})
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        cfg.check(3, base_dir=tmp_path)
