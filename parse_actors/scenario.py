@@ -1,15 +1,19 @@
 """Scenario files: YAML in, one typed, fully defaulted `Scenario` out.
 
-Loading is safe (yaml.SafeLoader only; no tags that build Python objects), the
-document size is bounded (alias bombs are refused), `--set a.b.c=VALUE`
+Loading is safe (a yaml.SafeLoader subclass only; no tags that build Python
+objects), bounded (file size, nesting depth, nodes before and after alias
+expansion: reading any file takes a few seconds at most), and strict (duplicate
+keys, non-text keys and unreadable scalars are errors), `--set a.b.c=VALUE`
 overrides any key, and every problem becomes a `ScenarioError` naming the file,
-the key path and what was expected.
+the key path as the user wrote it (empty for whole-document problems) and what
+was expected, on one line.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import datetime
 import difflib
 import math
 import os
@@ -356,7 +360,9 @@ def _key_text(k: Any) -> str:
         return "null"
     if isinstance(k, str):
         return k
-    return _fmt_value(k)
+    if isinstance(k, int) and k.bit_length() > 200:
+        return _fmt_value(k)
+    return str(k) if isinstance(k, (int, float, datetime.date)) else _fmt_value(k)
 
 
 def _check_keys(doc: Any, file: str | None) -> None:
@@ -693,6 +699,8 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None, check: b
 
 def check_scenario(sc: Scenario, file: str | None = None) -> None:
     """Checks that need the whole scenario (sizes, files), before any work starts."""
+    if sc.base_dir is not None and "\x00" in sc.base_dir:
+        raise ScenarioError(file, "base_dir", "a directory name cannot contain a NUL character")
     base = Path(sc.base_dir or ".")
     n = sc.n_agents
     files = _file_fields(sc)
@@ -700,7 +708,12 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
     try:
         sc.network.check(n_nodes=n, base_dir=base)
     except NetemConfigError as e:
-        raise ScenarioError(file, _join("network", e.path), e.message) from None
+        path = _join("network", e.path)
+        servers = [str(Path(v).expanduser() if Path(v).expanduser().is_absolute() else base / v)
+                   for k, v, _ in files if k == "network.link.latency.servers"]
+        if path == "network.link.latency.file" and servers and e.message.startswith(servers[0]):
+            path = "network.link.latency.servers"  # netem names `file` for errors in the servers CSV too
+        raise ScenarioError(file, path, e.message) from None
     except _UNEXPECTED as e:  # a reader failing on a file it should have reported on
         where = [k for k, _, _ in files if k.startswith("network.")]
         raise ScenarioError(file, where[0] if len(where) == 1 else "network", _unexpected(e)) from None
@@ -780,17 +793,26 @@ def _check_files(files: list[tuple[str, str, bool]], base: Path, file: str | Non
         try:
             p = Path(spec).expanduser()
         except RuntimeError:
-            raise ScenarioError(file, key, f"cannot expand {_fmt_value(spec)}: no such user or home directory") from None
+            raise ScenarioError(file, key,
+                                f"cannot expand {_fmt_value(spec)}: no such user or home directory") from None
         if not p.is_absolute():
             p = base / p
         try:
             st = p.stat()
+        except ValueError as e:  # embedded NUL and the like
+            raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e}") from None
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                if key == "network.link.latency.servers":  # netem reports it under link.latency.file
+                    raise ScenarioError(file, key, f"servers file {str(p)!r} not found") from None
                 continue
             raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e.strerror or e}") from None
-        if not text or not stat.S_ISREG(st.st_mode):
+        if not text:
             continue
+        if stat.S_ISDIR(st.st_mode):
+            raise ScenarioError(file, key, f"{p} is a directory, expected a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ScenarioError(file, key, f"{p} is not a regular file")
         real = os.path.realpath(p)
         if real.startswith(("/proc/", "/sys/")):
             raise ScenarioError(file, key, f"{real} is a kernel pseudo-file, not a trace file")
