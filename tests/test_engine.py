@@ -253,3 +253,23 @@ def test_sigterm_during_ray_run_exits_143_and_leaves_nothing(tmp_path):
     assert len(rows(out)) == 8 * summary["rounds"]
     left = subprocess.run(["pgrep", "-f", cache], capture_output=True, text=True).stdout.strip()
     assert left == "", f"Ray processes left behind: {left}"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/parse-sim-pwned",))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    import torch
+
+    from parse_actors.errors import ScenarioError
+
+    out = tmp_path / "evil"
+    out.mkdir()
+    (out / "scenario.yaml").write_text(QUICK.read_text())
+    torch.save({"round": 0, "x": _Evil()}, out / "checkpoint.pt")
+    with pytest.raises(ScenarioError) as ei:
+        resume_run(out, backend="inline")
+    assert "cannot be loaded safely" in str(ei.value)
+    assert not Path("/tmp/parse-sim-pwned").exists()

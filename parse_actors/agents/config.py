@@ -43,13 +43,13 @@ class SliceWeights(StrictModel):
 class ModelConfig(StrictModel):
     """Shape of every agent's network; which variant is built follows from the method."""
 
-    slice_width: PositiveInt = 16
+    slice_width: int = Field(16, ge=1, le=65_536)
     """Width d of one slice at an equal split: the three slices are 3*d wide together, divided by `split_ratio`."""
     split_ratio: SliceRatio = SliceRatio()
     """Relative widths of the red / uni / syn slices (normalised; each slice is at least 1 wide)."""
     fission: Literal["project", "split"] = "project"
     """`project`: three linear projections of the backbone output; `split`: the backbone output (3*d wide) is cut into the slices (the paper's code)."""
-    backbone_width: PositiveInt = 64
+    backbone_width: int = Field(64, ge=1, le=65_536)
     """Output width D_m of every modality's encoder (`project` fission and the monolithic baselines)."""
     backbone_widths: dict[str, PositiveInt] = {}
     """Per-modality override of `backbone_width`, e.g. {audio: 32}; fixed per modality across architectures so projections stay shareable."""
@@ -65,9 +65,9 @@ class ModelConfig(StrictModel):
     """Channels of the `conv1d` encoder's layers over time (input (T, F))."""
     conv1d_kernel: PositiveInt = 5
     """Kernel length of the `conv1d` encoder."""
-    gru_hidden: PositiveInt = 32
+    gru_hidden: int = Field(32, ge=1, le=65_536)
     """Hidden width of the `gru` encoder (input (T, F); last hidden state is projected to D_m)."""
-    fusion_hidden: PositiveInt = 64
+    fusion_hidden: int = Field(64, ge=1, le=65_536)
     """Hidden width of the fusion MLP over the concatenated syn slices (PARSE)."""
     head_hidden: int = Field(0, ge=0)
     """Hidden width of every classifier head; 0 makes heads linear."""

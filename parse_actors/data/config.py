@@ -88,7 +88,7 @@ class SyntheticConfig(StrictModel):
     """Modality names, any number >= 1 (e.g. [image, audio, text])."""
     num_classes: int = Field(4, ge=2, le=1000)
     """Number of classes."""
-    n_samples: int = Field(12000, ge=2)
+    n_samples: int = Field(12000, ge=2, le=20_000_000)
     """Samples generated in all (agents' train and test splits plus the global test set)."""
     dim: int | dict[str, int] = 32
     """Feature size per modality: one number for all, or {modality: size}."""

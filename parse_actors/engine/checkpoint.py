@@ -10,11 +10,13 @@ resumed run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import io
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from parse_actors import atomic
+from parse_actors.engine.messages import BranchMessage
 
 NAME = "checkpoint.pt"
 
@@ -24,17 +26,33 @@ def path_of(run_dir: Path) -> Path:
 
 
 def save(run_dir: Path, state: dict) -> None:
+    state = dict(state)
+    state["inbox"] = [(aid, asdict(m)) for aid, m in state.get("inbox", [])]
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic.write_bytes(path_of(run_dir), buf.getvalue())
 
 
+def _safe_globals() -> list:
+    """What a checkpoint may contain besides tensors and plain containers: numpy
+    arrays and scalars (agents' batch order and RNG state), nothing that runs code."""
+    import numpy as np
+
+    reconstruct = getattr(np, "_core", np).multiarray._reconstruct
+    dtypes = [type(np.dtype(t)) for t in ("int64", "int32", "uint32", "uint64", "float32", "float64", "bool")]
+    return [reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
 def load(run_dir: Path) -> dict | None:
+    """Load with torch's weights-only unpickler: a run directory copied from
+    elsewhere cannot run code through its checkpoint."""
     p = path_of(run_dir)
     if not p.exists():
         return None
-    # our own file, but it carries dataclasses (pending messages): full unpickling is needed
-    return torch.load(p, map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals(_safe_globals()):
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    state["inbox"] = [(aid, BranchMessage(**m)) for aid, m in state.get("inbox", [])]
+    return state
 
 
 def remove(run_dir: Path) -> None:

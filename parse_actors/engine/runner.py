@@ -43,7 +43,11 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=()) -> tuple[dic
     scenario_file = run_dir / "scenario.yaml"
     if not scenario_file.is_file():
         raise ScenarioError(str(run_dir), "", "not a run directory (no scenario.yaml)")
-    state = ckpt.load(run_dir)
+    try:
+        state = ckpt.load(run_dir)
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe checkpoint is bad input
+        raise ScenarioError(str(ckpt.path_of(run_dir)), "", f"cannot be loaded safely: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if state is None:
         raise ScenarioError(str(run_dir), "", "no checkpoint to resume from (the run finished, or never "
                                               "reached its first checkpoint)")
