@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                          "rounded down to 0.05)")
     rp.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
     rp.add_argument("--budget", type=float, metavar="SECONDS",
-                    help="sweeps: also compare accuracy at this virtual time (default: the shortest run's "
-                         "virtual time when runs differ in length)")
+                    help="sweeps: also compare accuracy at this virtual time, for runs that last different "
+                         "virtual times (e.g. sync vs async with stragglers)")
     return p
 
 

@@ -1,0 +1,219 @@
+"""Reading run and sweep directories into plain Python for reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parse_actors.metrics.rundir import RunDirError
+from parse_actors.studies.grid import dump_value, is_numeric, value_text
+from parse_actors.studies.sweep import SWEEP_JSON
+
+
+class ReportError(RunDirError):
+    """The directory is neither a run nor a sweep directory."""
+
+
+TEXT_COLUMNS = {"group", "branch", "kind"}
+
+
+def _num(v: str | None) -> Any:
+    if v is None or v == "":
+        return None
+    if v.lstrip("-").isdigit():
+        return int(v)
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: (v if k in TEXT_COLUMNS else _num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+@dataclass
+class RunData:
+    dir: Path
+    summary: dict
+    metrics: list[dict]
+    conflict: list[dict]
+    slice_drop: list[dict]
+    comm: list[dict]
+    params: dict = field(default_factory=dict)
+    seed: int = 0
+    derived: dict = field(default_factory=dict)
+
+    @property
+    def groups(self) -> list[str]:
+        out: list[str] = []
+        for g in (self.summary.get("groups") or {}):
+            out.append(g)
+        for r in self.metrics:
+            if r["group"] not in out:
+                out.append(r["group"])
+        return out
+
+    def curve(self, group: str | None = None) -> list[tuple[int, float, float]]:
+        """(round, t, mean accuracy) per evaluation, over one group's agents or all."""
+        acc: dict[int, list[float]] = defaultdict(list)
+        ts: dict[int, float] = {}
+        for r in self.metrics:
+            if group is not None and r["group"] != group:
+                continue
+            if r["acc"] is None or (isinstance(r["acc"], float) and math.isnan(r["acc"])):
+                continue
+            acc[r["round"]].append(float(r["acc"]))
+            ts[r["round"]] = float(r["t"])
+        return [(k, ts[k], sum(v) / len(v)) for k, v in sorted(acc.items())]
+
+    def time_to(self, target: float, group: str | None = None) -> float | None:
+        for _, t, a in self.curve(group):
+            if a >= target:
+                return t
+        return None
+
+    def acc_at(self, t_budget: float, group: str | None = None) -> float | None:
+        best = None
+        for _, t, a in self.curve(group):
+            if t <= t_budget + 1e-9:
+                best = a
+        return best
+
+    def final(self, group: str | None = None) -> float | None:
+        fa = self.summary.get("final_acc") or {}
+        return fa.get("mean") if group is None else (fa.get("by_group") or {}).get(group)
+
+
+def load_run(rdir: Path) -> RunData:
+    rdir = Path(rdir)
+    try:
+        summary = json.loads((rdir / "summary.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{rdir}: no summary.json (not a run directory, or the run never finished a round)") \
+            from None
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{rdir}: cannot read summary.json: {e}") from None
+    return RunData(rdir, summary, read_csv(rdir / "metrics.csv"), read_csv(rdir / "conflict.csv"),
+                   read_csv(rdir / "slice_drop.csv"), read_csv(rdir / "comm.csv"), seed=summary.get("seed", 0))
+
+
+@dataclass
+class SweepData:
+    dir: Path
+    manifest: dict
+    runs: list[RunData]
+    missing: list[str]
+
+    @property
+    def grid(self) -> dict[str, list]:
+        return self.manifest.get("grid") or {}
+
+    @property
+    def varied(self) -> list[str]:
+        return [k for k, v in self.grid.items() if len(v) > 1]
+
+    def numeric_keys(self) -> list[str]:
+        return [k for k in self.varied if is_numeric(self.grid[k])]
+
+    def categorical_keys(self) -> list[str]:
+        return [k for k in self.varied if not is_numeric(self.grid[k])]
+
+    def groups(self) -> list[str]:
+        out: list[str] = []
+        for r in self.runs:
+            for g in r.groups:
+                if g not in out:
+                    out.append(g)
+        return out
+
+    def short_key(self, key: str) -> str:
+        """The last two parts of a dotted key (`offline.mean_s`), unless another varied key
+        ends the same way (then the whole key)."""
+        def tail(k: str) -> str:
+            return ".".join(k.split(".")[-2:])
+
+        same = [k for k in self.varied if tail(k) == tail(key)]
+        return tail(key) if len(same) <= 1 else key
+
+    def label(self, run: RunData, keys: list[str]) -> str:
+        if not keys:
+            return "all runs"
+        if len(keys) == 1 and keys[0] == "method":
+            return value_text(run.params.get("method"))
+        return ", ".join(f"{self.short_key(k)}={value_text(run.params.get(k))}" for k in keys)
+
+    def configs(self, keys: list[str] | None = None) -> dict[str, list[RunData]]:
+        """Runs grouped by the values of `keys` (default: every varied key), in grid order."""
+        keys = self.varied if keys is None else keys
+        order = {k: [dump_value(v) for v in self.grid[k]] for k in keys}
+
+        def sort_key(r: RunData):
+            return tuple(order[k].index(dump_value(r.params.get(k))) if dump_value(r.params.get(k)) in order[k]
+                         else 0 for k in keys)
+
+        out: dict[str, list[RunData]] = {}
+        for r in sorted(self.runs, key=sort_key):
+            out.setdefault(self.label(r, keys), []).append(r)
+        return out
+
+
+def load_sweep(sdir: Path) -> SweepData:
+    sdir = Path(sdir)
+    try:
+        manifest = json.loads((sdir / SWEEP_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{sdir}: cannot read {SWEEP_JSON}: {e}") from None
+    runs, missing = [], []
+    for entry in manifest.get("runs", []):
+        rdir = sdir / entry["dir"]
+        if not (rdir / "summary.json").is_file():
+            missing.append(entry["dir"])
+            continue
+        try:
+            run = load_run(rdir)
+        except ReportError:
+            missing.append(entry["dir"])
+            continue
+        run.params = entry.get("params") or {}
+        run.seed = entry.get("seed", run.seed)
+        run.derived = entry.get("derived") or {}
+        if not run.summary.get("complete"):
+            missing.append(entry["dir"] + " (incomplete)")
+            continue
+        runs.append(run)
+    return SweepData(sdir, manifest, runs, missing)
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (Path(path) / SWEEP_JSON).is_file()
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "summary.json").is_file()
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None, None, 0
+    m = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return m, None, 1
+    var = sum((v - m) ** 2 for v in vals) / (len(vals) - 1)
+    return m, math.sqrt(var), len(vals)
+
+
+def fmt_ms(values: list[float | None], digits: int = 3) -> str:
+    m, s, n = mean_std(values)
+    if m is None:
+        return "n/a"
+    return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"
