@@ -105,8 +105,7 @@ def bare_timeline(sc) -> float:
         await sim.setup()
         sim._set_dry(True)
         t0 = time.perf_counter()
-        edges = sorted(tuple(sorted(e)) for e in sim.net.graph.edges)
-        sim._run_until(sim.env.process(sim._discovery([p for a, b in edges for p in ((a, b), (b, a))])))
+        sim._run_until(sim.env.process(sim._discovery(sim.missing_introductions())))
         for rnd in range(sc.protocol.rounds):
             sim._run_until(sim.env.process(sim.protocol.round(rnd, {})))
         return time.perf_counter() - t0

@@ -104,6 +104,10 @@ class ProtocolConfig(StrictModel):
     """Number of gossip rounds (sync), or of evaluation periods of eval_every_s (async)."""
     eval_every: int = Field(default=1, ge=1)
     """sync: evaluate every agent every this many rounds (and always after the last)."""
+    send_buffer: Literal["latest", "all"] = "latest"
+    """async: 'latest' does not queue a branch for a neighbour while its previous version to
+    that neighbour is still in flight (fast agents on thin links send their newest state);
+    'all' queues every version."""
     eval_every_s: float = Field(default=1.0, gt=0)
     """async: evaluate every agent every this many virtual seconds; the run lasts rounds x eval_every_s."""
     header_bytes: int = Field(default=64, ge=0, le=65_536)

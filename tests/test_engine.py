@@ -273,3 +273,60 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
         resume_run(out, backend="inline")
     assert "cannot be loaded safely" in str(ei.value)
     assert not Path("/tmp/parse-sim-pwned").exists()
+
+
+def test_agents_offline_at_start_introduce_themselves_when_back(tmp_path):
+    out = tmp_path / "stationary"
+    sc = scenario("protocol.rounds=30", "network.churn={model: sessions, start: stationary, "
+                  "online: {dist: exponential, mean_s: 0.5}, offline: {dist: exponential, mean_s: 0.5}}")
+    run_scenario(sc, out, backend="inline")
+    ev = events(out)
+    first_change = {}
+    for e in ev:
+        if e["event"] == "node":
+            first_change.setdefault(e["agent"], e["online"])
+    first_offline = {a for a, online in first_change.items() if online}  # first change = coming online
+    carried = {(e["src"], e["dst"]) for e in ev
+               if e["event"] == "message" and e["kind"] != "control" and e["status"] == "delivered"}
+    # agents that started offline still take part once back: they send and receive branches
+    assert first_offline, "the seed should start some agents offline"
+    # agents that started offline take part once back (before the fix only 2 of 16 links ever carried one)
+    assert any(src in first_offline for src, _ in carried) and any(dst in first_offline for _, dst in carried)
+    assert len(carried) >= 10
+
+
+def test_divergence_is_reported(tmp_path):
+    out = tmp_path / "diverge"
+    summary, _ = run_scenario(scenario("optim.lr=1000000", "optim.momentum=0.99"), out, backend="inline")
+    assert summary["diverged_agents"], "a huge learning rate must blow up"
+    warned = [e for e in events(out) if e["event"] == "diverged"]
+    assert {str(e["agent"]) for e in warned} == set(summary["diverged_agents"])
+
+
+def test_async_send_buffer_keeps_queues_short(tmp_path):
+    base = ["protocol.mode=async", "protocol.eval_every_s=0.1", "protocol.rounds=2", "network.link.bandwidth_mbps=5"]
+    latest, _ = run_scenario(scenario(*base), tmp_path / "latest", backend="inline")
+    queued, _ = run_scenario(scenario(*base, "protocol.send_buffer=all"), tmp_path / "all", backend="inline")
+    assert latest["async_sends_skipped"] > 0 and queued["async_sends_skipped"] == 0
+    assert latest["messages"]["sent"] < queued["messages"]["sent"]
+    # with a send buffer of one, almost everything sent is delivered by the end
+    assert latest["messages"]["delivered"] / latest["messages"]["sent"] > \
+        queued["messages"]["delivered"] / queued["messages"]["sent"]
+
+
+@pytest.mark.slow
+def test_sigint_stops_an_inline_run_after_the_current_round(tmp_path):
+    out = tmp_path / "int"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parse_actors.cli", "-q", "run", str(QUICK), "--out", str(out), "--backend", "inline",
+         "--set", "protocol.rounds=500", "--set", "output.checkpoint_every=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False and summary["rounds"] < 500

@@ -12,6 +12,7 @@ evaluations feeding the metrics tables, and capability changes.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -102,7 +103,8 @@ class Simulation:
         self._last_flush = 0.0
         self._online_events: dict[int, simpy.Event] = {}
         self._pending_caps: list[tuple[int, Any]] = []
-        self._new_edges: set[tuple[int, int]] = set()
+        self._caps_in_flight: set[tuple[int, int]] = set()
+        self.diverged: dict[int, int] = {}  # agent -> first round with a non-finite loss
         self.progress = Progress(total=scenario.protocol.rounds)
 
     # ------------------------------------------------------------------ set-up
@@ -209,6 +211,7 @@ class Simulation:
     def send_capabilities(self, src: int, dst: int) -> Any:
         caps = self.views[src].capabilities
         size = self.sc.protocol.header_bytes + capability_nbytes(caps)
+        self._caps_in_flight.add((src, dst))
         return self.send(src, dst, size, "control", CapabilityMessage(src, caps))
 
     def _discovery(self, pairs):
@@ -216,11 +219,25 @@ class Simulation:
         if evs:
             yield self.env.all_of(evs)
 
-    def rediscover(self) -> None:
-        """After a topology change, both ends of every new edge introduce themselves."""
-        if self._new_edges:
-            edges, self._new_edges = sorted(self._new_edges), set()
-            self.env.process(self._discovery([p for a, b in edges for p in ((a, b), (b, a))]))
+    def missing_introductions(self, agents=None) -> list[tuple[int, int]]:
+        """(src, dst) pairs of online neighbours where dst does not know src yet:
+        at start, on new edges, and for agents that were offline when their
+        neighbours introduced themselves."""
+        pairs = []
+        for v in self.views if agents is None else agents:
+            if not self.net.is_online(v.aid):
+                continue
+            for j in self.net.neighbors(v.aid):
+                if (v.aid not in self.views[j].known and (v.aid, j) not in self._caps_in_flight
+                        and self.net.is_online(j)):
+                    pairs.append((v.aid, j))
+        return pairs
+
+    def rediscover(self, agents=None) -> None:
+        """Send the capability messages that are missing (no server: each agent introduces itself)."""
+        pairs = self.missing_introductions(agents)
+        if pairs:
+            self.env.process(self._discovery(pairs))
 
     def _modality_event(self, ev):
         yield self.env.timeout(max(0.0, ev.t_s - self.env.now))
@@ -248,9 +265,11 @@ class Simulation:
     # ------------------------------------------------------- netem observer hooks
     def on_message(self, rec: Any) -> None:
         self.messages["delivered" if rec.status == "delivered" else "dropped"] += 1
+        msg = rec.payload
+        if isinstance(msg, CapabilityMessage):
+            self._caps_in_flight.discard((rec.src, rec.dst))
         if rec.status != "delivered":
             return
-        msg = rec.payload
         dst = self.views[rec.dst]
         if isinstance(msg, CapabilityMessage):
             dst.known[msg.sender] = msg.capabilities
@@ -258,8 +277,10 @@ class Simulation:
             dst.inbox.append(msg)
 
     def on_topology(self, t: float, added: list, removed: list, graph: Any) -> None:
+        """A new edge's ends re-introduce themselves (what they learned before may be stale)."""
         for a, b in added:
-            self._new_edges.add((min(a, b), max(a, b)))
+            self.views[a].known.pop(b, None)
+            self.views[b].known.pop(a, None)
 
     def on_node(self, node: int, online: bool, t: float) -> None:
         if online:
@@ -276,9 +297,7 @@ class Simulation:
             self.journal.checkpoint()  # a host dying in the first round restarts from here
         self.steady_start = time.perf_counter()
         self._set_dry(self.resume is not None)
-        edges = sorted(tuple(sorted(e)) for e in self.net.graph.edges)
-        self._run_until(self.env.process(self._discovery([p for a, b in edges for p in ((a, b), (b, a))])))
-        self._new_edges.clear()
+        self._run_until(self.env.process(self._discovery(self.missing_introductions())))
         if self.sc.protocol.mode == "sync":
             await self._run_sync()
         else:
@@ -331,6 +350,7 @@ class Simulation:
 
     async def _end_of_round(self, rnd: int) -> None:
         self.round = rnd
+        await asyncio.sleep(0)  # let a pending SIGINT/SIGTERM handler run (inline runs never block)
         last = rnd == self.sc.protocol.rounds - 1
         if self.journal is not None and (rnd + 1) % self.sc.engine.checkpoint_every == 0 and not last:
             self.journal.checkpoint()
@@ -373,6 +393,7 @@ class Simulation:
             multi = {a: self.views[a].multimodal for a in updates}
             for key, c in sorted(gradient_conflict(updates, multi).items()):
                 self.conflict_rows.append({"round": rnd, "t": t, "branch": key, **c})
+        self._check_divergence(new_rows, rnd, t)
         self.rows.extend(new_rows)
         mean = sum(r["acc"] for r in new_rows) / len(new_rows)
         self.progress.update(rnd + 1, t, mean, self.messages["dropped"])
@@ -382,6 +403,15 @@ class Simulation:
         if now - self._last_flush > 2.0 or rnd == sc.protocol.rounds - 1:
             self.flush_tables()
             self._last_flush = now
+
+    def _check_divergence(self, rows: list[dict], rnd: int, t: float) -> None:
+        """A NaN/inf loss means the agent's parameters blew up: say so once, loudly."""
+        for r in rows:
+            bad = [k for k in ("loss", "train_loss") if r.get(k) is not None and not math.isfinite(r[k])]
+            if bad and r["agent"] not in self.diverged:
+                self.diverged[r["agent"]] = rnd
+                self.log.warning("diverged", t=t, agent=r["agent"], group=r["group"], round=rnd,
+                                 note="loss is not finite; lower optim.lr or check the data")
 
     def _conflict_keys(self) -> list[str]:
         """Branches held by both unimodal and multimodal agents (where conflict can arise)."""
@@ -476,6 +506,8 @@ class Simulation:
             virtual_time_s=self.env.now, wall_time_s=time.perf_counter() - wall0,
             header_bytes=self.sc.protocol.header_bytes, messages=self.messages, complete=complete,
             extra={"protocol": self.sc.protocol.mode,
+                   "diverged_agents": {str(a): r for a, r in sorted(self.diverged.items())},
+                   "async_sends_skipped": getattr(self.protocol, "skipped", 0),
                    "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},
                    "slice_drop": _slice_drop_summary(self.slice_rows),
                    "gradient_conflict": _conflict_summary(self.conflict_rows)},

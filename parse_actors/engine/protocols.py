@@ -29,6 +29,10 @@ class Protocol:
         tr = self.sim.sc.train
         return self.net.compute_time(v.aid, tr.local_steps * tr.batch_size * v.cost_per_sample)
 
+    def busy(self, src: int, dst: int, key: str) -> bool:
+        """Whether a message for this branch and neighbour must wait (never, in sync rounds)."""
+        return False
+
     def train_and_send(self, v: "AgentView", rnd: int) -> tuple[Any, list]:
         """Submit local training + export, then one message per branch per neighbour."""
         sim = self.sim
@@ -43,10 +47,17 @@ class Protocol:
         evs = []
         for j, ks in plan.items():
             for k in ks:
+                if self.busy(v.aid, j, k):
+                    continue
                 info = v.capabilities[k]
                 msg = BranchMessage(v.aid, rnd, k, payload, deg[k], self.env.now)
-                evs.append(sim.send(v.aid, j, header + info.nbytes, info.kind, msg))
+                ev = sim.send(v.aid, j, header + info.nbytes, info.kind, msg)
+                self.sent(v.aid, j, k, ev)
+                evs.append(ev)
         return stats_ref, evs
+
+    def sent(self, src: int, dst: int, key: str, ev: Any) -> None:
+        pass
 
     def merge(self, v: "AgentView", rnd: int, inbox: list[BranchMessage]) -> Any:
         """Submit the per-branch average of what arrived (one payload reference per sender and round)."""
@@ -112,6 +123,24 @@ class AsyncProtocol(Protocol):
         super().__init__(sim)
         self.cycles = {v.aid: 0 for v in sim.views}
         self.stats: dict[int, Any] = {}
+        self.in_flight: dict[tuple[int, int, str], Any] = {}
+        self.skipped = 0
+
+    def busy(self, src: int, dst: int, key: str) -> bool:
+        """With `send_buffer: latest`, a branch is not queued for a neighbour while
+        its previous version to that neighbour is still in flight: a fast agent
+        on a thin link sends its newest state instead of an ever longer queue."""
+        if self.cfg.send_buffer != "latest":
+            return False
+        ev = self.in_flight.get((src, dst, key))
+        if ev is not None and not ev.processed:
+            self.skipped += 1
+            return True
+        return False
+
+    def sent(self, src: int, dst: int, key: str, ev: Any) -> None:
+        if self.cfg.send_buffer == "latest":
+            self.in_flight[(src, dst, key)] = ev
 
     def start(self) -> None:
         for v in self.sim.views:
@@ -124,6 +153,7 @@ class AsyncProtocol(Protocol):
             if not self.net.is_online(v.aid):
                 yield sim.online_event(v.aid)
                 continue
+            sim.rediscover([v])
             t0 = self.env.now
             yield self.env.timeout(self.work(v))
             if not self.net.is_online(v.aid):

@@ -90,5 +90,8 @@ def format_summary(summary: dict, run_dir: str) -> str:
     lines.append(f"messages: {m['sent']} sent, {m['delivered']} delivered, {m['dropped']} dropped")
     lines.append(f"rounds: {summary['rounds']}   virtual time: {summary['virtual_time_s']:.2f} s   "
                  f"wall time: {summary['wall_time_s']:.1f} s")
+    if summary.get("diverged_agents"):
+        bad = ", ".join(f"{a} (round {r})" for a, r in summary["diverged_agents"].items())
+        lines.append(f"WARNING: training diverged (non-finite loss) for agents {bad}; lower optim.lr")
     lines.append(f"run directory: {run_dir}")
     return "\n".join(lines)
