@@ -4,8 +4,8 @@
 run directory) against a plain-torch loop in one process that does the
 identical SGD steps and the same gossip averaging (same Agent objects, same
 exchanges, no SimPy, no Ray) with the same total number of torch threads (hosts x threads), and with
-1 thread: on small models two intra-op threads are far slower than one on this
-2-core machine, so the 1-thread loop is the honest (fastest) plain baseline.
+1 thread (on small models, intra-op threads gain little, and on a loaded
+2-core machine two threads were 10x slower than one, so both are shown).
 Prints Ray and host start-up separately, then the steady-state wall time
 (first round start to last round end) of both and their ratio.
 
