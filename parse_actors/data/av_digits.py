@@ -18,25 +18,19 @@ mel bands), standardized with the asset's global mean and std.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from ..seeding import rng as seeded_rng
 from .config import AVDigitsConfig
-from .errors import DataError
+from .assets import ASSETS, load_asset
 from .types import ModalData
 
-ASSET = Path(__file__).parent / "assets" / "av_digits.npz"
+ASSET = ASSETS / "av_digits.npz"
 
 
-@lru_cache(maxsize=1)
 def _asset() -> dict:
-    if not ASSET.exists():
-        raise DataError("name", f"AV-digits asset missing at {ASSET}; rebuild it with scripts/make_av_digits.py")
-    with np.load(ASSET) as f:
-        return {k: f[k] for k in f.files}
+    return load_asset('av_digits.npz', 'scripts/make_av_digits.py')
 
 
 def n_images() -> int:

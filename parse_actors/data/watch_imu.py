@@ -14,24 +14,18 @@ partition.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from .config import WatchIMUConfig
-from .errors import DataError
+from .assets import ASSETS, load_asset
 from .types import ModalData
 
-ASSET = Path(__file__).parent / "assets" / "watch_imu.npz"
+ASSET = ASSETS / "watch_imu.npz"
 
 
-@lru_cache(maxsize=1)
 def _asset() -> dict:
-    if not ASSET.exists():
-        raise DataError("name", f"watch IMU asset missing at {ASSET}; rebuild it with scripts/make_watch_imu.py")
-    with np.load(ASSET) as f:
-        return {k: f[k] for k in f.files}
+    return load_asset('watch_imu.npz', 'scripts/make_watch_imu.py')
 
 
 def _starts(length: int, cfg: WatchIMUConfig) -> np.ndarray:
