@@ -330,3 +330,27 @@ def test_sigint_stops_an_inline_run_after_the_current_round(tmp_path):
     assert proc.returncode == 130, stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] is False and summary["rounds"] < 500
+
+
+@pytest.mark.parametrize("overrides", [
+    ("protocol.mode=async", "protocol.eval_every_s=0.05", "protocol.rounds=4", "network.link.bandwidth_mbps=5"),
+    ("protocol.round_timeout_s=0.03", "protocol.rounds=4"),
+], ids=["async", "sync-timeout"])
+def test_resume_with_messages_in_flight_at_the_checkpoint(tmp_path, overrides):
+    """Exports still in flight (async) or arriving after a barrier (timeout) survive the checkpoint."""
+    full = tmp_path / "full"
+    run_scenario(scenario(*overrides), full, backend="inline")
+    out = tmp_path / "cut"
+
+    def stop_after_1(sim, rnd):
+        if rnd == 1:
+            sim.stop_signal = signal.SIGTERM
+
+    with pytest.raises(Interrupted):
+        run_scenario(scenario(*overrides), out, backend="inline", hooks=[stop_after_1])
+    from parse_actors.engine import checkpoint as ckpt
+
+    assert ckpt.load(out)["payloads"], "the scenario should leave messages in flight at the checkpoint"
+    resume_run(out, backend="inline")
+    assert (out / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+    assert summary_sans_wall(out) == summary_sans_wall(full)

@@ -1,8 +1,8 @@
 """On-disk checkpoints of a run, for `parse-sim run --resume RUN_DIR`.
 
 A checkpoint holds what the virtual timeline cannot recompute: every agent's
-state (parameters, optimizer, RNG), messages that arrived after a barrier and
-wait for the next merge, and the finished metrics rows. The timeline itself
+state (parameters, optimizer, RNG), the exports of messages still waiting in
+an inbox or in flight (merged after the checkpoint), and the finished rows. The timeline itself
 (compute times, network, churn) is recomputed from the seed on resume, so a
 resumed run ends with the same metrics as an uninterrupted one.
 """
@@ -10,13 +10,11 @@ resumed run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from parse_actors import atomic
-from parse_actors.engine.messages import BranchMessage
 
 NAME = "checkpoint.pt"
 
@@ -26,8 +24,6 @@ def path_of(run_dir: Path) -> Path:
 
 
 def save(run_dir: Path, state: dict) -> None:
-    state = dict(state)
-    state["inbox"] = [(aid, asdict(m)) for aid, m in state.get("inbox", [])]
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic.write_bytes(path_of(run_dir), buf.getvalue())
@@ -50,9 +46,7 @@ def load(run_dir: Path) -> dict | None:
     if not p.exists():
         return None
     with torch.serialization.safe_globals(_safe_globals()):
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    state["inbox"] = [(aid, BranchMessage(**m)) for aid, m in state.get("inbox", [])]
-    return state
+        return torch.load(p, map_location="cpu", weights_only=True)
 
 
 def remove(run_dir: Path) -> None:

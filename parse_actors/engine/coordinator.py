@@ -104,12 +104,22 @@ class Simulation:
         self._online_events: dict[int, simpy.Event] = {}
         self._pending_caps: list[tuple[int, Any]] = []
         self._caps_in_flight: set[tuple[int, int]] = set()
+        self._flying: dict[int, BranchMessage] = {}  # branch messages sent, not yet resolved
+        self._saved_payloads: dict[tuple[int, int], Any] = {
+            (s, r): p for s, r, p in resume.get("payloads", [])} if resume else {}
         self.diverged: dict[int, int] = {}  # agent -> first round with a non-finite loss
         self.progress = Progress(total=scenario.protocol.rounds)
 
     # ------------------------------------------------------------------ set-up
     def _n_hosts(self) -> int:
-        n = self.sc.engine.hosts or (os.cpu_count() or 1)
+        """engine.hosts, or one per CPU (of the Ray cluster when joining one)."""
+        n = self.sc.engine.hosts
+        if n is None:
+            n = os.cpu_count() or 1
+            if self.backend_name == "ray":
+                import ray
+
+                n = int(ray.cluster_resources().get("CPU", n))
         return max(1, min(n, self.sc.n_agents))
 
     async def setup(self) -> None:
@@ -179,7 +189,14 @@ class Simulation:
 
     def send(self, src: int, dst: int, nbytes: int, kind: str, msg: Any):
         self.messages["sent"] += 1
+        if isinstance(msg, BranchMessage):
+            self._flying[id(msg)] = msg
         return self.net.send(src, dst, nbytes, kind, payload=msg)
+
+    def replay_payload(self, sender: int, rnd: int) -> Any:
+        """While replaying finished rounds (resume): the saved export of (sender, round)
+        if a message of it was still waiting or in flight at the checkpoint."""
+        return self._saved_payloads.get((sender, rnd))
 
     def plan(self, v: AgentView, rnd: int) -> dict[int, list[str]]:
         """Which branches go to which current neighbour, from what this agent has learned."""
@@ -266,6 +283,7 @@ class Simulation:
     def on_message(self, rec: Any) -> None:
         self.messages["delivered" if rec.status == "delivered" else "dropped"] += 1
         msg = rec.payload
+        self._flying.pop(id(msg), None)
         if isinstance(msg, CapabilityMessage):
             self._caps_in_flight.discard((rec.src, rec.dst))
         if rec.status != "delivered":
@@ -332,9 +350,9 @@ class Simulation:
                 await self._restore_resume()
             await self._apply_capability_changes()
             self._run_until((k + 1) * cfg.eval_every_s)
+            stats, self.protocol.stats = self.protocol.stats, {}
             if self.dry:
                 continue
-            stats, self.protocol.stats = self.protocol.stats, {}
             active = sum(self.net.is_online(v.aid) for v in self.views)
             await self._evaluate(k, stats, active)
             await self._end_of_round(k)
@@ -435,14 +453,12 @@ class Simulation:
         refs = [self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]
         for part in await self.get(refs):
             states.update(part)
-        leftovers = []
-        for v in self.views:
-            for m in v.inbox:
-                leftovers.append((v.aid, m))
-        payloads = await self.get([m.payload for _, m in leftovers])
-        inbox = [(aid, BranchMessage(m.sender, m.round, m.key, p, m.degree, m.t_send))
-                 for (aid, m), p in zip(leftovers, payloads)]
-        ckpt.save(self.run_dir.path, {"round": rnd, "t": self.env.now, "states": states, "inbox": inbox,
+        # exports still needed after this point: of messages waiting in an inbox or in flight
+        waiting = [m for v in self.views for m in v.inbox] + list(self._flying.values())
+        needed = {(m.sender, m.round): m.payload for m in waiting}
+        values = await self.get(list(needed.values()))
+        payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
+        ckpt.save(self.run_dir.path, {"round": rnd, "t": self.env.now, "states": states, "payloads": payloads,
                                       "rows": self.rows, "conflict_rows": self.conflict_rows,
                                       "slice_rows": self.slice_rows, "messages": dict(self.messages),
                                       "seed": self.sc.seed, "events_offset": logs.events_offset()})
@@ -467,10 +483,6 @@ class Simulation:
         caps = await self.get([self.backend.call(self.views[a].host, "capabilities", a) for a in range(len(self.views))])
         for v, c in zip(self.views, caps):
             v.capabilities = c
-        for v in self.views:
-            v.inbox = []
-        for aid, m in self.resume.get("inbox", []):
-            self.views[aid].inbox.append(m)
         self.round = self.resume["round"]
         self.log.info("resume", t=self.env.now, from_round=self.round + 1)
         if self.journal is not None:

@@ -43,6 +43,8 @@ class Protocol:
         tr = sim.sc.train
         stats_ref, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
                                       num_returns=2)
+        if sim.dry:
+            payload = sim.replay_payload(v.aid, rnd)
         header = sim.sc.protocol.header_bytes
         evs = []
         for j, ks in plan.items():
