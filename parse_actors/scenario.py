@@ -126,6 +126,11 @@ class EngineConfig(StrictModel):
     """torch threads per host for agent math; results are bit-identical only for a fixed value."""
     ray_address: Optional[str] = None
     """Join an existing Ray cluster ('auto' or HOST:PORT) instead of starting a local one."""
+    compute_time: Literal["cost", "measured"] = "cost"
+    """'cost': virtual compute time from the cost model (steps x batch x cost per sample /
+    speed): reproducible. 'measured': the wall time each local phase really took, divided
+    by the agent's speed. NOT reproducible (it varies with the machine and its load);
+    sync protocol only."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     """Where agents train: 'auto' uses a GPU when Ray reports one (results then differ from CPU bits)."""
     checkpoint_every: int = Field(default=1, ge=0)
@@ -728,6 +733,8 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         raise ScenarioError(file, _join("data", e.path), e.message) from None
     except _UNEXPECTED as e:
         raise ScenarioError(file, "data.path" if sc.data.path is not None else "data", _unexpected(e)) from None
+    if sc.engine.compute_time == "measured" and sc.protocol.mode != "sync":
+        raise ScenarioError(file, "engine.compute_time", "measured compute time needs protocol.mode: sync")
     if sc.method == "harmony" and not any(len(g) > 1 for g in groups):
         raise ScenarioError(file, "method", "harmony needs at least one multimodal agent group, found none")
     from parse_actors.agents import ARCHS

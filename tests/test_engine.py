@@ -354,3 +354,22 @@ def test_resume_with_messages_in_flight_at_the_checkpoint(tmp_path, overrides):
     resume_run(out, backend="inline")
     assert (out / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
     assert summary_sans_wall(out) == summary_sans_wall(full)
+
+
+def test_measured_compute_time_uses_wall_time_and_says_so(inline_small, tmp_path):
+    out = tmp_path / "measured"
+    summary, _ = run_scenario(scenario("engine.compute_time=measured"), out, backend="inline")
+    assert summary["compute_time"] == "measured"
+    assert [e["event"] for e in events(out)].count("not_reproducible") == 1
+    assert len(rows(out)) == 8 * 3
+    # the virtual timeline now follows the wall clock, not the cost model
+    cost = json.loads((inline_small / "summary.json").read_text())["virtual_time_s"]
+    assert summary["virtual_time_s"] != cost
+
+
+def test_measured_compute_time_needs_sync():
+    from parse_actors.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as ei:
+        scenario("engine.compute_time=measured", "protocol.mode=async")
+    assert ei.value.path == "engine.compute_time"

@@ -168,6 +168,9 @@ class Simulation:
         self.protocol = (SyncProtocol if sc.protocol.mode == "sync" else AsyncProtocol)(self)
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
                       method=sc.method, protocol=sc.protocol.mode, dataset=self.fd.info.get("name"))
+        if sc.engine.compute_time == "measured":
+            self.log.warning("not_reproducible", t=0.0, note="engine.compute_time: measured takes virtual compute "
+                             "time from the wall clock; the same seed will not give the same metrics")
 
     def _on_restart(self, host: int, reason: str) -> None:
         self.log.warning("host_restart", t=self.env.now, host=host, round=self.round + 1, reason=reason,
@@ -331,8 +334,9 @@ class Simulation:
             if rnd == start and self.resume is not None:
                 await self._restore_resume()
             await self._apply_capability_changes()
+            measured = await self._measure_round(rnd) if self.sc.engine.compute_time == "measured" else None
             out: dict = {}
-            self._run_until(self.env.process(self.protocol.round(rnd, out)))
+            self._run_until(self.env.process(self.protocol.round(rnd, out, measured)))
             if self.dry:
                 continue
             if (rnd + 1) % self.sc.protocol.eval_every == 0 or rnd == rounds - 1:
@@ -356,6 +360,22 @@ class Simulation:
             active = sum(self.net.is_online(v.aid) for v in self.views)
             await self._evaluate(k, stats, active)
             await self._end_of_round(k)
+
+    async def _measure_round(self, rnd: int) -> dict | None:
+        """compute_time: measured: run this round's local training first and time it
+        (wall clock: not reproducible); the timeline then uses those durations."""
+        if self.dry:
+            return None
+        pending = {}
+        for v in self.views:
+            if self.net.is_online(v.aid):
+                keys = sorted({k for ks in self.plan(v, rnd).values() for k in ks})
+                tr = self.sc.train
+                stats, payload = self.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
+                                           num_returns=2)
+                pending[v.aid] = (stats, payload, set(keys))
+        results = await self.get([p[0] for p in pending.values()])
+        return {aid: (res["wall_s"], *pending[aid]) for aid, res in zip(pending, results)}
 
     def _run_until(self, until) -> None:
         try:
@@ -518,6 +538,7 @@ class Simulation:
             virtual_time_s=self.env.now, wall_time_s=time.perf_counter() - wall0,
             header_bytes=self.sc.protocol.header_bytes, messages=self.messages, complete=complete,
             extra={"protocol": self.sc.protocol.mode,
+                   "compute_time": self.sc.engine.compute_time,
                    "diverged_agents": {str(a): r for a, r in sorted(self.diverged.items())},
                    "async_sends_skipped": getattr(self.protocol, "skipped", 0),
                    "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},

@@ -9,6 +9,7 @@ handed to other hosts' `aggregate` calls unchanged.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import torch
@@ -53,9 +54,11 @@ class AgentHost:
     def train_and_export(self, aid: int, steps: int, batch_size: int, keys: list[str]) -> tuple[dict, dict]:
         """Local SGD, then a snapshot of the branches to gossip (one payload for all neighbours)."""
         agent = self.agents[aid]
+        t0 = time.perf_counter()
         with _threads(self.torch_threads):
             stats = agent.train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
             payload = agent.export(keys)
+        stats["wall_s"] = time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
 
     def export(self, aid: int, keys: list[str]) -> dict:

@@ -33,16 +33,23 @@ class Protocol:
         """Whether a message for this branch and neighbour must wait (never, in sync rounds)."""
         return False
 
-    def train_and_send(self, v: "AgentView", rnd: int) -> tuple[Any, list]:
-        """Submit local training + export, then one message per branch per neighbour."""
+    def train_and_send(self, v: "AgentView", rnd: int, pre: tuple | None = None) -> tuple[Any, list]:
+        """Submit local training + export, then one message per branch per neighbour.
+
+        `pre`: (stats, payload, keys) of a training already done (measured compute time)."""
         sim = self.sim
         v.updates += 1
         plan = sim.plan(v, rnd)
-        keys = sorted({k for ks in plan.values() for k in ks})
-        deg = sim.degrees(plan)
         tr = sim.sc.train
-        stats_ref, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
-                                      num_returns=2)
+        if pre is None:
+            keys = sorted({k for ks in plan.values() for k in ks})
+            stats_ref, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
+                                          num_returns=2)
+        else:
+            stats_ref, payload, exported = pre
+            plan = {j: [k for k in ks if k in exported] for j, ks in plan.items()}
+            plan = {j: ks for j, ks in plan.items() if ks}
+        deg = sim.degrees(plan)
         if sim.dry:
             payload = sim.replay_payload(v.aid, rnd)
         header = sim.sc.protocol.header_bytes
@@ -85,13 +92,15 @@ class SyncProtocol(Protocol):
 
     name = "sync"
 
-    def round(self, rnd: int, out: dict):
+    def round(self, rnd: int, out: dict, measured: dict | None = None):
+        """One round; `measured` maps agent -> (wall seconds, stats, payload, keys) of a
+        training already run (compute_time: measured), else the cost model applies."""
         sim = self.sim
         out["t_start"] = self.env.now
         sim.rediscover()
         active = [v for v in sim.views if self.net.is_online(v.aid)]
         stats: dict[int, Any] = {}
-        procs = [self.env.process(self._agent(v, rnd, stats)) for v in active]
+        procs = [self.env.process(self._agent(v, rnd, stats, (measured or {}).get(v.aid))) for v in active]
         barrier = self.env.all_of(procs)
         if self.cfg.round_timeout_s is not None:
             barrier = barrier | self.env.timeout(self.cfg.round_timeout_s)
@@ -102,11 +111,14 @@ class SyncProtocol(Protocol):
                 self.merge(v, rnd, inbox)
         out.update(t_end=self.env.now, active=len(active), stats=stats)
 
-    def _agent(self, v: "AgentView", rnd: int, stats: dict):
-        yield self.env.timeout(self.work(v))
+    def _agent(self, v: "AgentView", rnd: int, stats: dict, measured: tuple | None = None):
+        if measured is None:
+            yield self.env.timeout(self.work(v))
+        else:
+            yield self.env.timeout(self.net.compute_time(v.aid, measured[0]))
         if not self.net.is_online(v.aid):
             return  # went down while training: this round's work is lost
-        stats[v.aid], evs = self.train_and_send(v, rnd)
+        stats[v.aid], evs = self.train_and_send(v, rnd, None if measured is None else measured[1:])
         if evs:
             yield self.env.all_of(evs)
 
