@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from parse_actors.data import DataConfig, av_digits, load_source
+from parse_actors.data import DataConfig, load_source
+from parse_actors.data.assets import load_asset
 from parse_actors.data.config import SyntheticConfig
 from parse_actors.data.synthetic import PIDTask, generate
 
@@ -51,7 +52,7 @@ def main() -> None:
     av = DataConfig.model_validate({"name": "av_digits"})
     with tempfile.TemporaryDirectory() as tmp:
         def cold():
-            av_digits._asset.cache_clear()  # read and decompress the shipped npz again
+            load_asset.cache_clear()  # read and decompress the shipped npz again
             load_source(av.model_copy(update={"cache": False}), 0)
 
         t_cold = best(cold)
