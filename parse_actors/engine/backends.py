@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
+from parse_actors.data.cache import cache_root
 from parse_actors.engine.host import AgentHost
 
 
@@ -137,15 +138,11 @@ class RayBackend:
         self.hosts = []
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("PARSE_SIM_CACHE") or Path.home() / ".cache" / "parse-sim")
-
-
 def _ray_temp_base() -> Path:
     """Ray's session dir holds unix sockets whose paths must stay under ~107
     bytes, and Ray appends ~60; fall back to a short /tmp path when the cache
     dir is deep."""
-    base = cache_dir() / "ray"
+    base = cache_root() / "ray"
     if len(str(base)) <= 40:
         return base
     return Path(tempfile.gettempdir()) / f"psim-ray-{os.getuid()}"

@@ -15,11 +15,8 @@ class NetworkEventLog:
     def __init__(self, log: Any, log_messages: bool = True):
         self.log = log
         self.log_messages = log_messages
-        self.dropped = 0
 
     def on_message(self, rec: Any) -> None:
-        if rec.status != "delivered":
-            self.dropped += 1
         if not self.log_messages:
             return
         p = rec.payload
