@@ -1,0 +1,159 @@
+"""Checks that need the whole scenario (node and agent counts, files), run
+after the schema accepted it and before any work starts."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import os
+import re
+import stat
+from pathlib import Path
+
+from netem import ConfigError as NetemConfigError
+from parse_actors.data import DataError
+from parse_actors.errors import ScenarioError
+
+from .errors import _fmt_value
+from .schema import Scenario
+
+
+def check_scenario(sc: Scenario, file: str | None = None) -> None:
+    """Checks that need the whole scenario (sizes, files), before any work starts."""
+    if sc.base_dir is not None and "\x00" in sc.base_dir:
+        raise ScenarioError(file, "base_dir", "a directory name cannot contain a NUL character")
+    base = Path(sc.base_dir or ".")
+    n = sc.n_agents
+    files = _file_fields(sc)
+    _check_files(files, base, file)
+    try:
+        sc.network.check(n_nodes=n, base_dir=base)
+    except NetemConfigError as e:
+        path = _join("network", e.path)
+        servers = [str(Path(v).expanduser() if Path(v).expanduser().is_absolute() else base / v)
+                   for k, v, _ in files if k == "network.link.latency.servers"]
+        if path == "network.link.latency.file" and servers and e.message.startswith(servers[0]):
+            path = "network.link.latency.servers"  # netem names `file` for errors in the servers CSV too
+        raise ScenarioError(file, path, e.message) from None
+    except _UNEXPECTED as e:  # a reader failing on a file it should have reported on
+        where = [k for k, _, _ in files if k.startswith("network.")]
+        raise ScenarioError(file, where[0] if len(where) == 1 else "network", _unexpected(e)) from None
+    groups = [tuple(g.modalities) for g in sc.agents.groups]
+    try:
+        sc.data.check(groups=groups, n_agents=n, base_dir=base)
+    except DataError as e:
+        raise ScenarioError(file, _join("data", e.path), e.message) from None
+    except _UNEXPECTED as e:
+        raise ScenarioError(file, "data.path" if sc.data.path is not None else "data", _unexpected(e)) from None
+    if sc.engine.compute_time == "measured" and sc.protocol.mode != "sync":
+        raise ScenarioError(file, "engine.compute_time", "measured compute time needs protocol.mode: sync")
+    if sc.method == "harmony" and not any(len(g) > 1 for g in groups):
+        raise ScenarioError(file, "method", "harmony needs at least one multimodal agent group, found none")
+    from parse_actors.agents import ARCHS
+
+    for i, g in enumerate(sc.agents.groups):
+        for m, arch in g.archs.items():
+            if m not in g.modalities:
+                raise ScenarioError(file, f"agents.groups.{i}.archs.{m}",
+                                    f"names a modality the group lacks (group has {', '.join(g.modalities)})")
+            if arch not in ARCHS:
+                hint = difflib.get_close_matches(arch, list(ARCHS), n=1) if len(arch) <= 200 else []
+                raise ScenarioError(file, f"agents.groups.{i}.archs.{m}",
+                                    f"expected one of {', '.join(ARCHS)}, got {_fmt_value(arch)}"
+                                    + (f"; did you mean '{hint[0]}'?" if hint else ""))
+
+
+# Errors a semantic check of netem/ or data/ may leak on a hostile file instead
+# of its own ConfigError/DataError; they still become one line naming the key.
+_UNEXPECTED = (OSError, ValueError, RuntimeError, OverflowError, csv.Error)
+_MAX_TRACE_BYTES = 256 * 1024 * 1024
+
+
+def _unexpected(e: BaseException) -> str:
+    return f"could not be checked: {type(e).__name__}: {e}"
+
+
+def _join(section: str, path: str) -> str:
+    """`section.path` with list indices written `.i` (data/ says `schedule[2]`)."""
+    path = re.sub(r"\[(\d+)\]", r".\1", path or "").strip(".")
+    return f"{section}.{path}" if path else section
+
+
+def _file_fields(sc: Scenario) -> list[tuple[str, str, bool]]:
+    """(key path, value, is a text file) of every scenario key naming a file."""
+    from netem import config as nc
+    from netem.tracefiles import SHIPPED_BANDWIDTH, SHIPPED_LATENCY
+
+    net = sc.network
+    out: list[tuple[str, str, bool]] = []
+    if isinstance(net.topology, nc.EdgeListTopology):
+        out.append(("network.topology.path", net.topology.path, True))
+    lat = net.link.latency
+    if isinstance(lat, nc.TraceLatency):
+        if lat.file not in SHIPPED_LATENCY:
+            out.append(("network.link.latency.file", lat.file, True))
+        if lat.servers is not None:
+            out.append(("network.link.latency.servers", lat.servers, True))
+    if net.link.bandwidth is not None and net.link.bandwidth.trace not in SHIPPED_BANDWIDTH:
+        out.append(("network.link.bandwidth.trace", net.link.bandwidth.trace, True))
+    if isinstance(net.churn, nc.TraceChurn):
+        out.append(("network.churn.file", net.churn.file, True))
+    if sc.data.path is not None:
+        out.append(("data.path", sc.data.path, False))
+    return out
+
+
+def _check_files(files: list[tuple[str, str, bool]], base: Path, file: str | None) -> None:
+    """Paths that cannot even be looked up, and text files that are not UTF-8.
+
+    A missing file is left to netem/data, whose messages list the shipped names.
+    """
+    import errno
+
+    for key, spec, text in files:
+        if "\x00" in spec:
+            raise ScenarioError(file, key, "a file name cannot contain a NUL character")
+        try:
+            p = Path(spec).expanduser()
+        except RuntimeError:
+            raise ScenarioError(file, key,
+                                f"cannot expand {_fmt_value(spec)}: no such user or home directory") from None
+        if not p.is_absolute():
+            p = base / p
+        try:
+            st = p.stat()
+        except ValueError as e:  # embedded NUL and the like
+            raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e}") from None
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                if key == "network.link.latency.servers":  # netem reports it under link.latency.file
+                    raise ScenarioError(file, key, f"servers file {str(p)!r} not found") from None
+                continue
+            raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e.strerror or e}") from None
+        if not text:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            raise ScenarioError(file, key, f"{p} is a directory, expected a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ScenarioError(file, key, f"{p} is not a regular file")
+        real = os.path.realpath(p)
+        if real.startswith(("/proc/", "/sys/")):
+            raise ScenarioError(file, key, f"{real} is a kernel pseudo-file, not a trace file")
+        if st.st_size > _MAX_TRACE_BYTES:
+            raise ScenarioError(file, key, f"{p}: larger than {_MAX_TRACE_BYTES >> 20} MiB")
+        try:
+            with open(p, "rb") as fh:
+                decoder = codecs.getincrementaldecoder("utf-8")()
+                offset = 0
+                while chunk := fh.read(1 << 20):
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as e:
+                        raise ScenarioError(file, key, f"{p}: not UTF-8 text (byte {offset + e.start})") from None
+                    offset += len(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ScenarioError(file, key, f"{p}: not UTF-8 text (it ends inside a character)") from None
+        except OSError as e:
+            raise ScenarioError(file, key, f"cannot read {p}: {e.strerror or e}") from None
