@@ -237,6 +237,8 @@ class PartitionConfig(StrictModel):
     """Explicit relative sizes for kind: quantity, one per agent."""
     test_fraction: float = Field(0.2, ge=0, lt=1)
     """Share of each agent's samples held out as its test split (stratified by label)."""
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    """Share of each agent's training samples (what its test split leaves) held out as its validation split (stratified by label; never trained on), for choosing hyperparameters without test data."""
     samples_per_agent: int | None = Field(None, ge=2)
     """Samples per agent (train + test): exact for iid and natural (a cap), the mean for quantity, a cap for dirichlet; null: the whole pool is shared out."""
     min_samples: int = Field(10, ge=1)

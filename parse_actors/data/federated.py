@@ -3,8 +3,10 @@
 Steps, each with its own named seed stream (parse_actors.seeding), so that
 changing one option never reshuffles the others:
   source (cached) -> global test set -> max_samples -> partition over agents
-  -> per-agent stratified train/test split -> modality restriction ->
-  training-time missing modalities; the schedule is resolved alongside.
+  -> per-agent stratified train/test split -> stratified validation split of
+  what training keeps (`partition.val_fraction`; for choosing hyperparameters,
+  never the test data) -> modality restriction -> training-time missing
+  modalities; the schedule is resolved alongside.
 """
 
 from __future__ import annotations
@@ -127,6 +129,13 @@ def build_federated_data(
         tr, te = split_train_test(pool.y[idx], cfg.partition.test_fraction, seeded_rng(seed, "data", "split", a))
         if len(tr) == 0:
             raise DataError("partition.min_samples", f"agent {a} has no training sample left after its test split")
+        val = None
+        if cfg.partition.val_fraction > 0:
+            # its own stream, drawn after the test split: the test split never moves with val_fraction
+            keep, va = split_train_test(pool.y[idx[tr]], cfg.partition.val_fraction,
+                                        seeded_rng(seed, "data", "val", a))
+            val = pool.subset(idx[tr[va]]).only(ever[a])
+            tr = tr[keep]
         train = pool.subset(idx[tr]).only(ever[a])
         test = pool.subset(idx[te]).only(ever[a])
         present = missing_mask(len(train), ever[a], rates[a], seeded_rng(seed, "data", "missing", a))
@@ -139,6 +148,7 @@ def build_federated_data(
             AgentData(
                 train=train,
                 test=test,
+                val=val,
                 extra={
                     "active": active,
                     "modalities": ever[a],
@@ -163,6 +173,7 @@ def build_federated_data(
             "global_test_from": test_from,
             "agents_train": [len(a.train) for a in agents],
             "agents_test": [len(a.test) for a in agents],
+            "agents_val": [0 if a.val is None else len(a.val) for a in agents],
         },
         "partition": {
             **cfg.partition.model_dump(mode="json"),

@@ -67,6 +67,7 @@ class AgentData:
 
     train: ModalData
     test: ModalData
+    val: ModalData | None = None  # held out from training data for tuning (data.partition.val_fraction)
     extra: dict = field(default_factory=dict)
 
 

@@ -66,7 +66,9 @@ def test_info_is_json_and_describes_the_run():
     assert info["name"] == "synthetic" and info["partition"]["kind"] == "quantity"
     assert info["source"]["synthetic"]["preset"] == "mixed"
     assert set(info["source"]["synthetic"]["oracle_accuracy"]) == {"image", "audio", "audio+image"}
-    assert sum(info["sizes"]["agents_train"]) + sum(info["sizes"]["agents_test"]) == info["sizes"]["pool"]
+    sizes = info["sizes"]
+    assert sum(sizes["agents_train"]) + sum(sizes["agents_test"]) + sum(sizes["agents_val"]) == sizes["pool"]
+    assert sizes["agents_val"] == [len(a.val) for a in fd.agents]
     assert info["sizes"]["global_test"] == len(fd.global_test) == 2400
     assert "label skew" in fd.summary()
 
@@ -150,3 +152,58 @@ def test_av_digits_and_watch_imu_build():
     fd = build({"name": "watch_imu", "partition": {"kind": "natural"}}, mods=[("acc",), ("gyro",), ("acc", "gyro")] * 3)
     assert fd.input_shapes == {"acc": (3, 100), "gyro": (3, 100)} and fd.num_classes == 7
     assert fd.class_names[0] == "PEN"
+
+
+# ---------------------------------------------------------------- validation split
+
+
+def test_validation_split_sizes_are_exact():
+    fd = build({"synthetic": {"n_samples": 2000}, "partition": {"kind": "quantity", "beta": 0.5, "min_samples": 10}})
+    for ag in fd.agents:
+        n = len(ag.train) + len(ag.val)  # what the test split left
+        assert len(ag.val) == min(max(round(n * 0.1), 1), n - 1)
+    fd = build({"synthetic": {"n_samples": 2000}, "partition": {"val_fraction": 0.25}})
+    # iid: 1600 pool samples / 8 agents = 200 each -> test 40, then val round(160 * 0.25) = 40, train 120
+    assert [(len(a.train), len(a.val), len(a.test)) for a in fd.agents] == [(120, 40, 40)] * 8
+    assert fd.info["sizes"]["agents_val"] == [40] * 8
+
+
+def test_validation_split_is_disjoint_stratified_and_full_modality():
+    fd = build({"synthetic": {"n_samples": 3000}, "partition": {"kind": "dirichlet", "alpha": 0.3, "val_fraction": 0.2},
+                "missing_modality_rate": 0.4})
+    seen = row_keys(fd.global_test, "image")
+    for ms, ag in zip(MODS, fd.agents):
+        assert set(ag.val.x) == set(ms) and ag.val.present is None  # evaluated like test: nothing masked
+        m = ms[0]
+        keys = [row_keys(md, m) for md in (ag.train, ag.test, ag.val)]
+        assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+        if m == "image":
+            for k in keys:
+                assert not k & seen
+                seen |= k
+        ptr = np.bincount(ag.train.y, minlength=4) / len(ag.train)
+        pva = np.bincount(ag.val.y, minlength=4) / len(ag.val)
+        assert np.abs(ptr - pva).max() < 0.1  # stratified: the largest-remainder quota per class
+
+
+def test_validation_split_moves_neither_test_split_nor_partition():
+    base = build({"partition": {"kind": "dirichlet", "val_fraction": 0.0}}, seed=3)
+    more = build({"partition": {"kind": "dirichlet", "val_fraction": 0.3}}, seed=3)
+    for a, b in zip(base.agents, more.agents):
+        assert a.val is None
+        np.testing.assert_array_equal(a.test.y, b.test.y)
+        np.testing.assert_array_equal(a.test.x[a.test.modalities[0]], b.test.x[a.test.modalities[0]])
+        # train + val of the one are exactly the train of the other
+        m = a.train.modalities[0]
+        assert row_keys(b.train, m) | row_keys(b.val, m) == row_keys(a.train, m)
+        assert len(b.train) + len(b.val) == len(a.train)
+    assert base.info["sizes"]["agents_val"] == [0] * 8
+
+
+def test_validation_split_is_deterministic_by_seed():
+    a, b, c = (build({"partition": {"val_fraction": 0.2}}, seed=s) for s in (5, 5, 6))
+    for x, y in zip(a.agents, b.agents):
+        np.testing.assert_array_equal(x.val.y, y.val.y)
+        for m in x.val.x:
+            np.testing.assert_array_equal(x.val.x[m], y.val.x[m])
+    assert not np.array_equal(a.agents[0].val.x["image"][:5], c.agents[0].val.x["image"][:5])
