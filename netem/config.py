@@ -731,6 +731,28 @@ class NetworkConfig(StrictModel):
             raise ValueError("dynamics.model 'mobility' builds the graph from node positions; remove `topology`")
         return self
 
+    # ------------------------------------------------------------------ files
+
+    def file_fields(self) -> list[tuple[str, str]]:
+        """(key path, value) of every field that names a user file (shipped names
+        left out), so a caller can vet the files before `check` reads them."""
+        from .tracefiles import SHIPPED_BANDWIDTH, SHIPPED_LATENCY
+
+        out: list[tuple[str, str]] = []
+        if isinstance(self.topology, EdgeListTopology):
+            out.append(("topology.path", self.topology.path))
+        lat = self.link.latency
+        if isinstance(lat, TraceLatency):
+            if lat.file not in SHIPPED_LATENCY:
+                out.append(("link.latency.file", lat.file))
+            if lat.servers is not None:
+                out.append(("link.latency.servers", lat.servers))
+        if self.link.bandwidth is not None and self.link.bandwidth.trace not in SHIPPED_BANDWIDTH:
+            out.append(("link.bandwidth.trace", self.link.bandwidth.trace))
+        if isinstance(self.churn, TraceChurn):
+            out.append(("churn.file", self.churn.file))
+        return out
+
     # ------------------------------------------------------------------ semantic checks
 
     def check(self, n_nodes: int, base_dir: str | Path | None = None) -> None:
@@ -782,11 +804,17 @@ def _check_latency(lat, n: int, base_dir) -> None:
     if not isinstance(lat, TraceLatency):
         return
     from .links import map_hosts
-    from .tracefiles import cached_latency_matrix, resolve_latency
+    from .tracefiles import cached_latency_matrix, resolve_latency, resolve_path
 
-    with _trace_errors("link.latency.file"):
+    srv = None if lat.servers is None else resolve_path(lat.servers, base_dir)
+    if srv is not None and not srv.is_file():
+        raise ConfigError("link.latency.servers", f"servers file {str(srv)!r} not found")
+    try:
         pings, servers = resolve_latency(lat.file, lat.servers, base_dir)
         matrix = cached_latency_matrix(pings, servers)
+    except (TraceFormatError, OSError) as e:
+        in_servers = srv is not None and isinstance(e, TraceFormatError) and e.file == str(srv)
+        raise ConfigError("link.latency.servers" if in_servers else "link.latency.file", str(e)) from e
     if lat.mapping == "nearest_city":
         if matrix.servers is None:
             raise ConfigError("link.latency.servers", "mapping 'nearest_city' needs a servers CSV with cities")

@@ -25,17 +25,14 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         raise ScenarioError(file, "base_dir", "a directory name cannot contain a NUL character")
     base = Path(sc.base_dir or ".")
     n = sc.n_agents
-    files = _file_fields(sc)
+    files = [(_join("network", k), v, True) for k, v in sc.network.file_fields()]
+    if sc.data.path is not None:
+        files.append(("data.path", sc.data.path, False))
     _check_files(files, base, file)
     try:
         sc.network.check(n_nodes=n, base_dir=base)
     except NetemConfigError as e:
-        path = _join("network", e.path)
-        servers = [str(Path(v).expanduser() if Path(v).expanduser().is_absolute() else base / v)
-                   for k, v, _ in files if k == "network.link.latency.servers"]
-        if path == "network.link.latency.file" and servers and e.message.startswith(servers[0]):
-            path = "network.link.latency.servers"  # netem names `file` for errors in the servers CSV too
-        raise ScenarioError(file, path, e.message) from None
+        raise ScenarioError(file, _join("network", e.path), e.message) from None
     except _UNEXPECTED as e:  # a reader failing on a file it should have reported on
         where = [k for k, _, _ in files if k.startswith("network.")]
         raise ScenarioError(file, where[0] if len(where) == 1 else "network", _unexpected(e)) from None
@@ -80,30 +77,6 @@ def _join(section: str, path: str) -> str:
     return f"{section}.{path}" if path else section
 
 
-def _file_fields(sc: Scenario) -> list[tuple[str, str, bool]]:
-    """(key path, value, is a text file) of every scenario key naming a file."""
-    from netem import config as nc
-    from netem.tracefiles import SHIPPED_BANDWIDTH, SHIPPED_LATENCY
-
-    net = sc.network
-    out: list[tuple[str, str, bool]] = []
-    if isinstance(net.topology, nc.EdgeListTopology):
-        out.append(("network.topology.path", net.topology.path, True))
-    lat = net.link.latency
-    if isinstance(lat, nc.TraceLatency):
-        if lat.file not in SHIPPED_LATENCY:
-            out.append(("network.link.latency.file", lat.file, True))
-        if lat.servers is not None:
-            out.append(("network.link.latency.servers", lat.servers, True))
-    if net.link.bandwidth is not None and net.link.bandwidth.trace not in SHIPPED_BANDWIDTH:
-        out.append(("network.link.bandwidth.trace", net.link.bandwidth.trace, True))
-    if isinstance(net.churn, nc.TraceChurn):
-        out.append(("network.churn.file", net.churn.file, True))
-    if sc.data.path is not None:
-        out.append(("data.path", sc.data.path, False))
-    return out
-
-
 def _check_files(files: list[tuple[str, str, bool]], base: Path, file: str | None) -> None:
     """Paths that cannot even be looked up, and text files that are not UTF-8.
 
@@ -127,8 +100,6 @@ def _check_files(files: list[tuple[str, str, bool]], base: Path, file: str | Non
             raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e}") from None
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                if key == "network.link.latency.servers":  # netem reports it under link.latency.file
-                    raise ScenarioError(file, key, f"servers file {str(p)!r} not found") from None
                 continue
             raise ScenarioError(file, key, f"cannot use {_fmt_value(str(p))}: {e.strerror or e}") from None
         if not text:

@@ -154,3 +154,29 @@ def test_readme_example_is_a_valid_network():
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = NetworkConfig.model_validate(yaml.safe_load(block)["network"])
     cfg.check(n_nodes=10)
+
+
+def test_file_fields_lists_user_files_only():
+    cfg = NetworkConfig.model_validate({
+        "topology": {"kind": "edge_list", "path": "g.txt"},
+        "link": {"latency": {"dist": "trace", "servers": "srv.csv"}, "bandwidth": {"trace": "norway-3g-car"}},
+        "churn": {"model": "trace", "file": "avail.txt"},
+    })
+    # the shipped latency matrix and bandwidth trace are not user files
+    assert cfg.file_fields() == [("topology.path", "g.txt"), ("link.latency.servers", "srv.csv"),
+                                 ("churn.file", "avail.txt")]
+    cfg = NetworkConfig.model_validate({"link": {"latency": {"dist": "trace", "file": "p.csv"},
+                                                 "bandwidth": {"trace": "bw.log"}}})
+    assert cfg.file_fields() == [("link.latency.file", "p.csv"), ("link.bandwidth.trace", "bw.log")]
+    assert NetworkConfig().file_fields() == []
+
+
+def test_servers_file_problems_name_the_servers_key(tmp_path):
+    cfg = NetworkConfig.model_validate({"link": {"latency": {"dist": "trace", "servers": "srv.csv"}}})
+    with pytest.raises(ConfigError) as e:
+        cfg.check(4, tmp_path)
+    assert (e.value.path, e.value.message) == ("link.latency.servers", f"servers file {str(tmp_path / 'srv.csv')!r} not found")
+    (tmp_path / "srv.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError) as e:
+        cfg.check(4, tmp_path)
+    assert e.value.path == "link.latency.servers" and e.value.message.startswith(f"{tmp_path / 'srv.csv'}:1: ")
