@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
                     help="values to sweep (YAML; commas inside [] or {} do not split; a single [..] list gives "
                          "its items); replaces the file's grid for that key; repeatable")
+    sw.add_argument("--tune", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+                    help="hyperparameter values to choose from per setting (swept like --grid; the value with the "
+                         "best mean validation accuracy over seeds is reported with its test accuracy); repeatable: "
+                         "the product of the values")
     sw.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="seeds per grid point: the scenario's seed, +1, ... (default 1)")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -132,7 +136,8 @@ def _cmd_sweep(args) -> int:
 
     if args.parallel is not None and args.parallel < 1:
         raise ScenarioError("--parallel", "", f"expected a positive number of runs at a time, got {args.parallel}")
-    sweep = plan_sweep(args.scenario, args.grid, args.seeds, args.overrides, args.out, args.backend, args.force)
+    sweep = plan_sweep(args.scenario, args.grid, args.seeds, args.overrides, args.out, args.backend, args.force,
+                       tune_args=args.tune)
     n_points = len(sweep.runs) // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
           f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
@@ -149,7 +154,8 @@ def _cmd_sweep(args) -> int:
     if sd.runs:
         print()
         print(sweep_console_table(sd))
-    print(f"\n{res.ran} ran, {res.skipped} skipped, {res.failed} failed; table: {sweep.out / SWEEP_CSV}")
+    print(f"\n{res.ran} ran, {res.skipped} skipped, {res.failed} failed; table: {sweep.out / SWEEP_CSV}"
+          + (f", tuned choices: {sweep.out / 'tuned.csv'}" if sweep.tune else ""))
     print(f"report: parse-sim report {sweep.out}")
     return EXIT_FAIL if res.failed else EXIT_OK
 

@@ -248,3 +248,168 @@ def test_every_scenario_grid_expands_and_validates(path, tmp_path):
         assert text.startswith("#") and "parse-sim " in text.split("\n\n")[0]  # header: what and how
     sweep = plan_sweep(path, [], 1, out=tmp_path / "sw")
     assert sweep.runs and not (tmp_path / "sw").exists()
+
+
+# ---------------------------------------------------------------- confidence intervals
+
+
+def test_t_quantile_and_confidence_interval_exact():
+    from parse_actors.studies.data import fmt_ci, mean_ci, t975
+
+    assert t975(1) == 12.706205 and t975(4) == 2.776445 and t975(30) == 2.042272
+    assert abs(t975(40) - 2.021075) < 1e-5 and abs(t975(100) - 1.983972) < 1e-5 and abs(t975(10**6) - 1.96) < 1e-3
+    m, h, n = mean_ci([0.8, 0.9])  # std 0.0707107, t(1) = 12.706205
+    assert (round(m, 6), round(h, 6), n) == (0.85, 0.63531, 2)
+    m, h, n = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])  # std sqrt(2.5), t(4) = 2.776445
+    assert round(h, 6) == round(2.776445 * 2.5 ** 0.5 / 5 ** 0.5, 6) == 1.963243
+    assert mean_ci([0.7]) == (0.7, None, 1) and mean_ci([None, float("nan")]) == (None, None, 0)
+    assert fmt_ci([0.8, 0.9]) == "0.850 ± 0.635" and fmt_ci([0.7]) == "0.700" and fmt_ci([]) == "n/a"
+
+
+# ---------------------------------------------------------------- --tune
+
+
+def _fake_sweep(root: Path, val: dict, test: dict, seeds=(0, 1), tune_key="optim.lr",
+                methods=("parse", "local"), lrs=(0.01, 0.1)) -> Path:
+    """A sweep directory by hand: val[(method, lr)] and test[(method, lr)] list one final
+    accuracy per seed (None: no such run). Group accuracies: image = acc - 0.1, audio = acc + 0.1."""
+    from parse_actors.studies.grid import expand_grid
+
+    grid = {"method": list(methods), tune_key: list(lrs)}
+    points = expand_grid(grid, list(seeds))
+    runs = []
+    for p in points:
+        key = (p.params["method"], p.params[tune_key])
+        i = list(seeds).index(p.seed)
+        acc, v = test[key][i], val[key][i]
+        runs.append({"dir": p.name, "params": p.params, "seed": p.seed, "derived": {}})
+        if acc is None:
+            continue
+        d = root / p.name
+        d.mkdir(parents=True)
+        by = {"image": acc - 0.1, "audio": acc + 0.1}
+        summary = {"name": "fake", "seed": p.seed, "method": key[0], "complete": True, "rounds": 2,
+                   "virtual_time_s": 1.0, "wall_time_s": 1.0, "agents": 2, "groups": {"image": 1, "audio": 1},
+                   "final_acc": {"mean": acc, "by_group": by},
+                   "final_acc_local": {"mean": acc, "by_group": by},
+                   "bytes_total": 100, "bytes_by_kind": {"encoder": 100}, "messages": {}}
+        if v is not None:
+            summary["final_acc_val"] = {"mean": v, "by_group": {"image": v, "audio": v}}
+        (d / "summary.json").write_text(json.dumps(summary))
+        rows = ["round,t,agent,group,acc,loss,acc_local,acc_val"]
+        for r in range(2):
+            for a, g in enumerate(("image", "audio")):
+                rows.append(f"{r},{r + 1.0},{a},{g},{by[g]},1.0,{by[g]},{'' if v is None else v}")
+        (d / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (root / "sweep.json").write_text(json.dumps({
+        "kind": "parse-sim sweep", "scenario": "fake.yaml", "name": "fake", "grid": grid,
+        "grid_text": {k: [dump_value(x) for x in v] for k, v in grid.items()}, "numeric_keys": [tune_key],
+        "tune": [tune_key], "seeds": list(seeds), "overrides": [], "backend": "inline", "runs": runs}))
+    return root
+
+
+# parse: lr 0.01 wins on validation (0.55 vs 0.50) although lr 0.1 is far better on test;
+# local: equal validation scores -> the value listed first (0.01); a NaN validation counts 0.
+VAL = {("parse", 0.01): [0.5, 0.6], ("parse", 0.1): [0.7, 0.3],
+       ("local", 0.01): [0.4, 0.5], ("local", 0.1): [0.5, 0.4]}
+TEST = {("parse", 0.01): [0.8, 0.9], ("parse", 0.1): [0.99, 0.99],
+        ("local", 0.01): [0.6, 0.7], ("local", 0.1): [0.9, 0.9]}
+
+
+def test_tune_chooses_on_validation_never_on_test(tmp_path):
+    from parse_actors.studies.data import load_sweep
+    from parse_actors.studies.tune import choose
+
+    sd = load_sweep(_fake_sweep(tmp_path / "sw", VAL, TEST))
+    assert sd.tune_keys == ["optim.lr"]
+    ch = choose(sd.runs, sd.grid, sd.tune_keys)
+    assert [c.setting for c in ch] == [{"method": "parse"}, {"method": "local"}]
+    assert [c.chosen.values for c in ch] == [{"optim.lr": 0.01}, {"optim.lr": 0.01}]
+    assert [round(c.chosen.val, 9) for c in ch] == [0.55, 0.45]
+    assert [[round(x.val, 9) for x in c.candidates] for c in ch] == [[0.55, 0.5], [0.45, 0.45]]
+    assert sorted(r.final() for r in ch[0].runs) == [0.8, 0.9]
+    # the choice follows validation: swap which value validates better and it moves
+    val = {**VAL, ("parse", 0.1): [0.7, 0.5]}
+    sd2 = load_sweep(_fake_sweep(tmp_path / "sw2", val, TEST))
+    assert choose(sd2.runs, sd2.grid, sd2.tune_keys)[0].chosen.values == {"optim.lr": 0.1}
+    # ties go to the value listed first, whatever the order of the values
+    sd3 = load_sweep(_fake_sweep(tmp_path / "sw3", VAL, TEST, lrs=(0.1, 0.01)))
+    assert choose(sd3.runs, sd3.grid, sd3.tune_keys)[1].chosen.values == {"optim.lr": 0.1}
+
+
+def test_tune_diverged_counts_zero_and_missing_runs_count_nothing(tmp_path):
+    from parse_actors.studies.data import load_sweep
+    from parse_actors.studies.tune import choose
+
+    val = {**VAL, ("parse", 0.01): [float("nan"), 0.6], ("local", 0.1): [0.9, None]}
+    test = {**TEST, ("local", 0.1): [0.9, None]}  # local lr 0.1 seed 1 never ran
+    sd = load_sweep(_fake_sweep(tmp_path / "sw", val, test))
+    ch = choose(sd.runs, sd.grid, sd.tune_keys)
+    assert [round(x.val, 9) for x in ch[0].candidates] == [0.3, 0.5]  # (0 + 0.6) / 2 vs 0.5
+    assert ch[0].chosen.values == {"optim.lr": 0.1}
+    assert (ch[1].chosen.values, ch[1].chosen.n, round(ch[1].chosen.val, 9)) == ({"optim.lr": 0.1}, 1, 0.9)
+    # no validation accuracy at all (val_fraction 0): no choice, said so
+    none = {k: [None, None] for k in VAL}
+    sd = load_sweep(_fake_sweep(tmp_path / "sw2", none, TEST))
+    assert [c.chosen for c in choose(sd.runs, sd.grid, sd.tune_keys)] == [None, None]
+
+
+def test_report_and_console_show_tuned_table_first(tmp_path):
+    from parse_actors.studies.data import load_sweep
+    from parse_actors.studies.report import sweep_console_table
+
+    root = _fake_sweep(tmp_path / "sw", VAL, TEST)
+    assert main(["report", str(root)]) == 0
+    md = (root / "report.md").read_text()
+    tuned, full = md.index("## Tuned: test accuracy at the value chosen on validation data"), \
+        md.index("## Final accuracy per setting (every tune value)")
+    assert tuned < full
+    # parse at lr 0.01: test 0.8, 0.9 -> 0.850 ± 0.635; image 0.7, 0.8; audio 0.9, 1.0
+    assert "| parse | lr=0.01 | 0.550 | 2 | 0.850 ± 0.635 | 0.750 ± 0.635 | 0.950 ± 0.635 |" in md
+    assert "| local | lr=0.01 | 0.450 | 2 | 0.650 ± 0.635 |" in md
+    assert "| parse | **0.550** | 0.500 |" in md and "| local | **0.450** | 0.450 |" in md
+    assert "95% CI" in md and "± std" not in md
+    con = sweep_console_table(load_sweep(root))
+    assert con.index("tuned:") < con.index("every run setting")
+    assert "lr=0.01 (val 0.550)" in con and "0.850 ± 0.635" in con
+
+
+def test_sweep_tune_plumbing_and_tuned_csv(tmp_path, capsys):
+    from parse_actors.studies.sweep import TUNED_CSV, plan_sweep, tuned_rows, write_manifest
+
+    q = ROOT / "scenarios" / "quickstart.yaml"
+    sw = plan_sweep(q, ["method=parse,local"], 2, out=tmp_path / "sw",
+                    tune_args=["optim.lr=0.01,0.05", "train.local_steps=5,10"])
+    assert sw.tune == ["optim.lr", "train.local_steps"]
+    assert list(sw.grid) == ["method", "optim.lr", "train.local_steps"] and len(sw.runs) == 2 * 2 * 2 * 2
+    assert sw.runs[0].point.name == "method=parse__optim.lr=0.01__train.local_steps=5__seed=0"
+    assert sw.runs[0].scenario.optim.lr == 0.01 and sw.runs[-1].scenario.train.local_steps == 10
+    sw.out.mkdir()
+    write_manifest(sw)
+    assert json.loads((sw.out / "sweep.json").read_text())["tune"] == ["optim.lr", "train.local_steps"]
+    # tuned.csv from hand-made results
+    root = _fake_sweep(tmp_path / "fake", VAL, TEST)
+    from parse_actors.studies.data import load_sweep
+
+    sd = load_sweep(root)
+    header, rows = tuned_rows(sd.grid, sd.tune_keys, sd.runs)
+    assert header[:6] == ["method", "chosen.optim.lr", "val_acc_mean", "seeds", "acc_mean", "acc_ci95"]
+    assert [r[:4] for r in rows] == [["parse", 0.01, rows[0][2], 2], ["local", 0.01, rows[1][2], 2]]
+    assert round(rows[0][4], 9) == 0.85 and round(rows[0][5], 5) == 0.63531
+    assert rows[0][-1] == "optim.lr=0.01: 0.55 (2); optim.lr=0.1: 0.5 (2)"
+    assert TUNED_CSV == "tuned.csv"
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--tune", "optim.lr=0.01", "--tune", "optim.lr=0.1"], "--tune: optim.lr: given twice"),
+    (["--grid", "optim.lr=0.01,0.1", "--tune", "optim.lr=0.05"], "--tune: optim.lr: is also a --grid key"),
+    (["--tune", "optim=0.1", "--tune", "optim.lr=0.1"], "is inside optim"),
+    (["--tune", "optim.lr=0.01,-1"], "optim.lr"),
+])
+def test_bad_tune_exits_2_before_any_run(tmp_path, capsys, args, expect):
+    out = tmp_path / "sw"
+    code = main(["sweep", str(ROOT / "scenarios" / "quickstart.yaml"), *args, "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert not out.exists()

@@ -20,6 +20,7 @@ class ReportError(RunDirError):
 
 
 TEXT_COLUMNS = {"group", "branch", "kind"}
+FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local"}
 
 
 def _num(v: str | None) -> Any:
@@ -88,8 +89,10 @@ class RunData:
                 best = a
         return best
 
-    def final(self, group: str | None = None) -> float | None:
-        fa = self.summary.get("final_acc") or {}
+    def final(self, group: str | None = None, which: str = "test") -> float | None:
+        """Final accuracy of all agents (or one group): `test` on the common test set,
+        `val` on the agents' validation splits, `local` on their own test splits."""
+        fa = self.summary.get(FINAL_KEYS[which]) or {}
         return fa.get("mean") if group is None else (fa.get("by_group") or {}).get(group)
 
 
@@ -120,6 +123,11 @@ class SweepData:
     @property
     def varied(self) -> list[str]:
         return [k for k, v in self.grid.items() if len(v) > 1]
+
+    @property
+    def tune_keys(self) -> list[str]:
+        """Keys swept with `--tune` (chosen per setting on validation accuracy)."""
+        return [k for k in (self.manifest.get("tune") or []) if k in self.grid]
 
     def numeric_keys(self) -> list[str]:
         return [k for k in self.varied if is_numeric(self.grid[k])]
@@ -201,8 +209,33 @@ def is_run_dir(path: Path) -> bool:
     return (Path(path) / "summary.json").is_file()
 
 
+# Student t quantile t_{0.975, df} for df = 1..30; beyond, the Cornish-Fisher expansion (error < 1e-5).
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+
+
+def t975(df: int) -> float:
+    """Two-sided 95% Student t quantile with `df` degrees of freedom (no scipy needed)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963985
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / df + g2 / df**2 + g3 / df**3
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
 def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    """(mean, sample std, n) of the finite values; std is None below two values. A spread
+    (e.g. over the agents of one run), not an uncertainty: for seeds use `mean_ci`."""
+    vals = _finite(values)
     if not vals:
         return None, None, 0
     m = sum(vals) / len(vals)
@@ -212,8 +245,26 @@ def mean_std(values: list[float | None]) -> tuple[float | None, float | None, in
     return m, math.sqrt(var), len(vals)
 
 
-def fmt_ms(values: list[float | None], digits: int = 3) -> str:
+def mean_ci(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """(mean, half-width of the 95% confidence interval of the mean, n) over seeds:
+    Student t with n-1 degrees of freedom; the half-width is None for one value."""
     m, s, n = mean_std(values)
+    if s is None:
+        return m, None, n
+    return m, t975(n - 1) * s / math.sqrt(n), n
+
+
+def fmt_ci(values: list[float | None], digits: int = 3) -> str:
+    """`mean ± 95% CI half-width` over seeds (just the mean for one seed)."""
+    m, h, _ = mean_ci(values)
+    if m is None:
+        return "n/a"
+    return f"{m:.{digits}f}" if h is None else f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def fmt_sd(values: list[float | None], digits: int = 3) -> str:
+    """`mean ± sample std` (a spread over agents, not over seeds)."""
+    m, s, _ = mean_std(values)
     if m is None:
         return "n/a"
     return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -162,6 +161,28 @@ def merge_grids(base: dict[str, list], args: list[str]) -> dict[str, list]:
     return grid
 
 
+def add_tune(grid: dict[str, list], tune_args: list[str], grid_args: list[str] = ()) -> tuple[dict[str, list], list[str]]:
+    """`grid` with the `--tune KEY=V1,V2` keys added last (swept like grid keys; a key of
+    the file's `# grid:` lines is replaced); returns (grid, tune keys)."""
+    cli_keys = {parse_grid_arg(a)[0] for a in grid_args}
+    grid = {k: v for k, v in grid.items()}
+    tune: list[str] = []
+    for a in tune_args:
+        key, values = parse_grid_arg(a, where="--tune")
+        if key in tune:
+            raise ScenarioError("--tune", key, "given twice (list every value in one --tune)")
+        if key in cli_keys:
+            raise ScenarioError("--tune", key, "is also a --grid key: sweep it with one of them")
+        tune.append(key)
+        grid.pop(key, None)
+        grid[key] = values
+    for a, b in itertools.permutations(list(grid), 2):
+        if b.startswith(a + "."):
+            raise ScenarioError("--tune" if b in tune or a in tune else "--grid", b,
+                                f"is inside {a}, which the grid also sets")
+    return grid, tune
+
+
 def dump_value(v: Any) -> str:
     """One-line YAML text of a plain value (parsing it gives `v` back)."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -249,7 +270,3 @@ def value_text(v: Any) -> str:
         rest = [f"{k}={value_text(x)}" for k, x in v.items() if k != tag]
         return " ".join(([str(v[tag])] if tag else []) + rest)
     return dump_value(v)
-
-
-def params_json(params: dict) -> str:
-    return json.dumps(params, sort_keys=False, default=str)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from parse_actors import atomic
 from parse_actors.metrics.plots import _plt
-from parse_actors.studies.data import RunData, SweepData, mean_std
+from parse_actors.studies.data import RunData, SweepData, mean_ci, mean_std
 
 KIND_COLORS = {"encoder": "#4c72b0", "red": "#c44e52", "uni": "#55a868", "syn": "#8172b2", "head": "#ccb974",
                "control": "#8c8c8c"}
@@ -288,7 +288,7 @@ def sweep_vs_key(xs_label: str, lines: dict[str, dict[float, list[float | None]]
                  panel_lines: dict[str, dict[str, dict[float, list[float | None]]]], path: Path, title: str,
                  ylabel: str, dpi: int, legend_title: str = "") -> None:
     """Accuracy vs a numeric quantity: one panel per agent group, one line per other setting,
-    error bars = std over seeds."""
+    error bars = 95% confidence interval over seeds (Student t)."""
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     names = list(lines)
@@ -302,7 +302,7 @@ def sweep_vs_key(xs_label: str, lines: dict[str, dict[float, list[float | None]]
         for name, (c, ls) in zip(names, styles):
             pts = data.get(name, {})
             xs = sorted(pts)
-            stats = [mean_std(pts[x]) for x in xs]
+            stats = [mean_ci(pts[x]) for x in xs]
             keep = [(x, s) for x, s in zip(xs, stats) if s[0] is not None]
             if not keep:
                 continue

@@ -9,8 +9,16 @@ agents online over time (when churn took some offline).
 Sweep: the same questions across the grid: accuracy vs virtual time per
 setting, final accuracy vs every varied numeric key (and the nominal offline
 fraction / straggler fraction when the grid changes them indirectly), one line
-per value of the other keys with error bars = std over seeds, bytes per slice
-kind per setting (stacked), time to target, conflict and slice drop per setting.
+per value of the other keys with error bars = 95% confidence interval over
+seeds, bytes per slice kind per setting (stacked), time to target, conflict
+and slice drop per setting. A sweep with `--tune` keys starts with the tuned
+table: per setting, test accuracy at the tune value chosen on validation
+accuracy (parse_actors.studies.tune).
+
+Accuracy is the agents' accuracy on the common test set restricted to their
+modalities (`acc` in metrics.csv); tables over seeds give the mean and the
+half-width of its 95% confidence interval (Student t, n-1 degrees of freedom;
+none for one seed).
 """
 
 from __future__ import annotations
@@ -26,13 +34,16 @@ from parse_actors.studies.data import (
     ReportError,
     RunData,
     SweepData,
-    fmt_ms,
+    fmt_ci,
+    fmt_sd,
     is_run_dir,
     is_sweep_dir,
     load_run,
     load_sweep,
     mean_std,
 )
+from parse_actors.studies.grid import value_text
+from parse_actors.studies.tune import Choice, choose
 
 FIG_DIR = "report"
 MAX_LINES = 16
@@ -119,15 +130,23 @@ def _run_report(run: RunData, target: float | None, dpi: int) -> Path:
 
     # accuracy
     last = max((r["round"] for r in run.metrics), default=None)
+    extra = [(c, h) for c, h in (("acc_val", "validation split"), ("acc_local", "own test split"))
+             if any(r.get(c) is not None for r in run.metrics)]
     rows = []
     for g in groups + [None]:
-        final = [r["acc"] for r in run.metrics if r["round"] == last and (g is None or r["group"] == g)]
+        fin = [r for r in run.metrics if r["round"] == last and (g is None or r["group"] == g)]
         ttt = run.time_to(target, g)
-        rows.append([g or "**all**", len(final), fmt_ms(final), "not reached" if ttt is None else f"{ttt:.2f}"])
+        rows.append([g or "**all**", len(fin), fmt_sd([r["acc"] for r in fin])]
+                    + [fmt_sd([r.get(c) for r in fin]) for c, _ in extra]
+                    + ["not reached" if ttt is None else f"{ttt:.2f}"])
     lines += ["## Accuracy", "",
-              f"Final accuracy on each agent's held-out split (mean ± std over the group's agents) and the "
-              f"virtual time at which the group's mean first reached the target {target:g}.", ""]
-    lines += _md_table(["agent group", "agents", "final accuracy", f"time to {target:g} (virtual s)"], rows)
+              "Final accuracy on the common test set restricted to each agent's modalities (mean ± sample std "
+              "over the group's agents: a spread, not a confidence interval)"
+              + (", on the agents' " + " and ".join(h for _, h in extra) + "s" if extra else "")
+              + f", and the virtual time at which the group's mean test accuracy first reached the target "
+              f"{target:g}.", ""]
+    lines += _md_table(["agent group", "agents", "final accuracy (common test)"] + [h for _, h in extra]
+                       + [f"time to {target:g} (virtual s)"], rows)
     if run.metrics:
         plots.run_accuracy(run, figs / "accuracy_vs_time.png", f"{name}: accuracy per agent group", target, dpi)
         _fig_link(lines, "accuracy_vs_time.png", "accuracy vs virtual time per agent group")
@@ -255,28 +274,33 @@ def _sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float |
     if len(configs) > MAX_LINES and sd.categorical_keys():
         plot_configs = sd.configs(sd.categorical_keys())
         plot_note = f" (lines: mean over {', '.join(sd.short_key(k) for k in sd.numeric_keys())} and seeds)"
-    lines += [f"Accuracy is each agent's accuracy on its own held-out split, averaged over the agents of a group; "
-              f"± is the standard deviation over seeds (sample std; none shown for one seed). Target accuracy for "
-              f"'time to target': {target:g}.", ""]
+    lines += ["Accuracy is each agent's accuracy on the common test set restricted to its modalities, averaged "
+              "over the agents of a group; ± is the half-width of the 95% confidence interval of the mean over "
+              "seeds (Student t, n-1 degrees of freedom; none for one seed). Target accuracy for 'time to "
+              f"target': {target:g}.", ""]
+    if sd.tune_keys:
+        lines += _tuned_section(sd, groups)
 
     # ---- main table
-    header = ["setting", "seeds", "all agents"] + groups + [f"time to {target:g} (s)", "MiB sent", "virtual s"]
+    header = (["setting", "seeds", "all agents (95% CI)"] + [f"{g} (95% CI)" for g in groups]
+              + [f"time to {target:g} (s)", "MiB sent", "virtual s"])
     if budget is not None:
-        header.insert(3 + len(groups), f"all @ {budget:.2f} s")
+        header.insert(3 + len(groups), f"all @ {budget:.2f} s (95% CI)")
     rows = []
     for label, runs in configs.items():
         ttt = [r.time_to(target) for r in runs]
         reached = [t for t in ttt if t is not None]
-        row = [label, len(runs), fmt_ms([r.final() for r in runs])] + [fmt_ms([r.final(g) for r in runs])
+        row = [label, len(runs), fmt_ci([r.final() for r in runs])] + [fmt_ci([r.final(g) for r in runs])
                                                                      for g in groups]
         if budget is not None:
-            row.append(fmt_ms([r.acc_at(budget) for r in runs]))
+            row.append(fmt_ci([r.acc_at(budget) for r in runs]))
         row += [(f"{sum(reached) / len(reached):.2f}" + (f" ({len(reached)}/{len(runs)})" if len(reached) < len(runs)
                                                           else "")) if reached else "not reached",
-                fmt_ms([r.summary.get("bytes_total", 0) / 2**20 for r in runs], 1),
-                fmt_ms([r.summary.get("virtual_time_s") for r in runs], 2)]
+                fmt_ci([r.summary.get("bytes_total", 0) / 2**20 for r in runs], 1),
+                fmt_ci([r.summary.get("virtual_time_s") for r in runs], 2)]
         rows.append(row)
-    lines += ["## Final accuracy per setting", ""] + _md_table(header, rows)
+    title = "## Final accuracy per setting" + (" (every tune value)" if sd.tune_keys else "")
+    lines += [title, ""] + _md_table(header, rows)
     if budget is not None:
         lines += [f"Runs lasted different virtual times; `all @ {budget:.2f} s` is the accuracy of the last "
                   f"evaluation at or before {budget:.2f} s virtual (`--budget`: a common time budget).",
@@ -309,14 +333,14 @@ def _sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float |
                     series_b[p][ln][x].append(r.acc_at(budget, g))
         slug = _slug(key)
         plots.sweep_vs_key(xlabel, {n: {} for n in names}, panels, series, figs / f"final_acc_vs_{slug}.png",
-                           f"{name}: final accuracy vs {xlabel} (error bars: std over seeds)", "final test accuracy",
+                           f"{name}: final accuracy vs {xlabel} (error bars: 95% CI over seeds)", "final test accuracy",
                            dpi, legend_title=", ".join(sd.short_key(k) for k in line_keys))
         lines += [f"## Final accuracy vs {xlabel}", ""]
         xs_sorted = sorted({x for p in series.values() for d in p.values() for x in d})
         tab_rows = []
         for ln in names:
-            tab_rows.append([ln] + [fmt_ms(series["all agents"][ln].get(x, [])) for x in xs_sorted])
-        lines += ["All agents, mean ± std over seeds:", ""]
+            tab_rows.append([ln] + [fmt_ci(series["all agents"][ln].get(x, [])) for x in xs_sorted])
+        lines += ["All agents, mean ± 95% CI over seeds:", ""]
         lines += _md_table([", ".join(sd.short_key(k) for k in line_keys) or "setting"]
                            + [f"{x:.3g}" for x in xs_sorted], tab_rows)
         _fig_link(lines, f"final_acc_vs_{slug}.png", f"final accuracy vs {xlabel}")
@@ -325,7 +349,7 @@ def _sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float |
                                figs / f"acc_at_budget_vs_{slug}.png",
                                f"{name}: accuracy at {budget:.2f} s virtual vs {xlabel}", "test accuracy at budget",
                                dpi, legend_title=", ".join(sd.short_key(k) for k in line_keys))
-            tab_rows = [[ln] + [fmt_ms(series_b["all agents"][ln].get(x, [])) for x in xs_sorted] for ln in names]
+            tab_rows = [[ln] + [fmt_ci(series_b["all agents"][ln].get(x, [])) for x in xs_sorted] for ln in names]
             lines += [f"All agents at the common budget of {budget:.2f} s virtual:", ""]
             lines += _md_table([", ".join(sd.short_key(k) for k in line_keys) or "setting"]
                                + [f"{x:.3g}" for x in xs_sorted], tab_rows)
@@ -432,17 +456,91 @@ def _sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float |
     return _finish(sd.dir, lines)
 
 
+def _setting_label(sd: SweepData, setting: dict) -> str:
+    keys = [k for k in setting if k in sd.varied]
+    if not keys:
+        return "all runs"
+    if keys == ["method"]:
+        return value_text(setting["method"])
+    return ", ".join(f"{sd.short_key(k)}={value_text(setting[k])}" for k in keys)
+
+
+def _tune_text(sd: SweepData, values: dict) -> str:
+    return ", ".join(f"{sd.short_key(k) if len(sd.tune_keys) > 1 else k.split('.')[-1]}={value_text(v)}"
+                     for k, v in values.items())
+
+
+def tuned_choices(sd: SweepData) -> list[Choice]:
+    return choose(sd.runs, sd.grid, sd.tune_keys)
+
+
+def _tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
+    """Per setting: the tune values chosen on validation accuracy and test accuracy there."""
+    choices = tuned_choices(sd)
+    keys = ", ".join(f"`{k}`" for k in sd.tune_keys)
+    lines = ["## Tuned: test accuracy at the value chosen on validation data", "",
+             f"For each setting, {keys} took the value with the best validation accuracy (all agents, "
+             "`final_acc_val`, mean over seeds); ties go to the value listed first in `--tune`; a diverged run "
+             "scores 0. Test accuracy never enters the choice. Test accuracy at the chosen value: mean ± 95% CI "
+             "over seeds.", ""]
+    header = (["setting", "chosen", "validation acc", "seeds", "all agents (95% CI)"]
+              + [f"{g} (95% CI)" for g in groups])
+    rows = []
+    for c in choices:
+        label = _setting_label(sd, c.setting)
+        if c.chosen is None:
+            rows.append([label, "none (no validation accuracy)", "n/a", 0, "n/a"] + ["n/a"] * len(groups))
+            continue
+        runs = c.runs
+        rows.append([label, _tune_text(sd, c.chosen.values), f"{c.chosen.val:.3f}", len(runs),
+                     fmt_ci([r.final() for r in runs])] + [fmt_ci([r.final(g) for r in runs]) for g in groups])
+    lines += _md_table(header, rows)
+    if not choices:
+        return lines + ["No complete run yet.", ""]
+    cand_names = [_tune_text(sd, x.values) for x in choices[0].candidates]
+    lines += ["Validation accuracy of every candidate (mean over seeds; **bold**: chosen; (k) = only k seeds):", ""]
+    vrows = []
+    full = len(sd.manifest.get("seeds") or []) or None
+    for c in choices:
+        row = [_setting_label(sd, c.setting)]
+        for x in c.candidates:
+            if x.val is None:
+                row.append("n/a")
+                continue
+            t = f"{x.val:.3f}" + (f" ({x.n})" if full and x.n < full else "")
+            row.append(f"**{t}**" if x is c.chosen else t)
+        vrows.append(row)
+    return lines + _md_table(["setting"] + cand_names, vrows)
+
+
 def sweep_console_table(sd: SweepData) -> str:
-    """The per-setting accuracy table printed at the end of `parse-sim sweep`."""
+    """The accuracy tables printed at the end of `parse-sim sweep`: tuned first (with --tune),
+    then every setting; mean ± 95% CI over seeds."""
     groups = sd.groups()
+    out = []
+    if sd.tune_keys:
+        choices = tuned_choices(sd)
+        labels = [_setting_label(sd, c.setting) for c in choices]
+        chosen = [_tune_text(sd, c.chosen.values) + f" (val {c.chosen.val:.3f})" if c.chosen else "none"
+                  for c in choices]
+        w1 = max([len("setting")] + [len(x) for x in labels]) + 2
+        w2 = max([len("chosen on validation")] + [len(x) for x in chosen]) + 2
+        head = (f"{'setting':<{w1}}{'chosen on validation':<{w2}}{'seeds':>6}{'test all (95% CI)':>20}"
+                + "".join(f"{g[:15]:>17}" for g in groups))
+        out += ["tuned: test accuracy at the value with the best validation accuracy", head, "-" * len(head)]
+        for c, lab, ch in zip(choices, labels, chosen):
+            runs = c.runs
+            out.append(f"{lab:<{w1}}{ch:<{w2}}{len(runs):>6}{fmt_ci([r.final() for r in runs]):>20}"
+                       + "".join(f"{fmt_ci([r.final(g) for r in runs]):>17}" for g in groups))
+        out += ["", "every run setting (test accuracy, mean ± 95% CI over seeds)"]
     configs = sd.configs()
     width = max([len("setting")] + [len(k) for k in configs]) + 2
-    head = f"{'setting':<{width}}{'seeds':>6}{'all':>16}" + "".join(f"{g[:15]:>17}" for g in groups)
-    lines = [head, "-" * len(head)]
+    head = f"{'setting':<{width}}{'seeds':>6}{'all (95% CI)':>16}" + "".join(f"{g[:15]:>17}" for g in groups)
+    out += [head, "-" * len(head)]
     for label, runs in configs.items():
-        lines.append(f"{label:<{width}}{len(runs):>6}{fmt_ms([r.final() for r in runs]):>16}"
-                     + "".join(f"{fmt_ms([r.final(g) for r in runs]):>17}" for g in groups))
-    return "\n".join(lines)
+        out.append(f"{label:<{width}}{len(runs):>6}{fmt_ci([r.final() for r in runs]):>16}"
+                   + "".join(f"{fmt_ci([r.final(g) for r in runs]):>17}" for g in groups))
+    return "\n".join(out)
 
 
 __all__ = ["ReportError", "default_target", "sweep_console_table", "write_report"]

@@ -23,7 +23,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,10 +33,11 @@ from parse_actors import atomic
 from parse_actors.errors import ScenarioError
 from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
-from parse_actors.studies.grid import GridPoint, dump_value, expand_grid, file_grid, is_numeric, merge_grids
+from parse_actors.studies.grid import GridPoint, add_tune, dump_value, expand_grid, file_grid, is_numeric, merge_grids
 
 SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
+TUNED_CSV = "tuned.csv"
 
 
 class SweepError(RunDirError):
@@ -62,6 +63,7 @@ class Sweep:
     overrides: list[str]
     backend: str
     runs: list[PlannedRun]
+    tune: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> list[PlannedRun]:
@@ -74,15 +76,18 @@ class Sweep:
 
 
 def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, overrides: list[str] | None = None,
-               out: str | Path | None = None, backend: str = "inline", force: bool = False) -> Sweep:
-    """Validate every grid point and decide, per run, whether it is done, new, resumable."""
+               out: str | Path | None = None, backend: str = "inline", force: bool = False,
+               tune_args: list[str] | None = None) -> Sweep:
+    """Validate every grid point and decide, per run, whether it is done, new, resumable.
+    `tune_args` (`--tune KEY=V1,V2`) are swept like grid keys and chosen per setting on
+    validation accuracy when the results are read (parse_actors.studies.tune)."""
     from parse_actors.scenario import apply_override, build_scenario, load_document
 
     path = Path(scenario_file)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError("--seeds", "", f"expected a positive number of seeds, got {seeds!r}")
     doc = load_document(path)
-    grid = merge_grids(file_grid(path), grid_args)
+    grid, tune = add_tune(merge_grids(file_grid(path), grid_args), list(tune_args or []), grid_args)
     for o in overrides or []:
         apply_override(doc, o)
     base = build_scenario(doc, str(path), base_dir=path.parent, check=False)
@@ -108,7 +113,7 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
         sc.engine.backend = backend
         rdir = out / p.name
         runs.append(PlannedRun(p, sc, rdir, _state(rdir, sc, force), derived_of(sc)))
-    return Sweep(path, base.name, out, grid, seed_list, list(overrides or []), backend, runs)
+    return Sweep(path, base.name, out, grid, seed_list, list(overrides or []), backend, runs, tune)
 
 
 def _check_out(out: Path) -> None:
@@ -430,6 +435,7 @@ def write_manifest(sweep: Sweep) -> None:
         "grid": sweep.grid,
         "grid_text": {k: [dump_value(v) for v in vs] for k, vs in sweep.grid.items()},
         "numeric_keys": [k for k, vs in sweep.grid.items() if is_numeric(vs)],
+        "tune": sweep.tune,
         "seeds": sweep.seeds,
         "overrides": sweep.overrides,
         "backend": sweep.backend,
@@ -476,18 +482,22 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
     kinds = [k for k in KINDS if k in kinds] + sorted(k for k in kinds if k not in KINDS)
     keys = list(sweep.grid)
     header = (["run"] + keys + ["seed", "complete", "acc_mean"] + [f"acc_{g}" for g in groups]
+              + ["acc_val_mean"] + [f"acc_val_{g}" for g in groups] + ["acc_local_mean"]
               + ["bytes_total"] + [f"bytes_{k}" for k in kinds]
               + ["messages_sent", "messages_dropped", "rounds", "virtual_time_s", "wall_time_s",
                  "offline_frac", "online_measured", "straggler_frac", "error"])
     out = []
     for r, s in rows:
         fa = s.get("final_acc") or {}
+        fv = s.get("final_acc_val") or {}
         by_group = fa.get("by_group") or {}
         bk = s.get("bytes_by_kind") or {}
         msgs = s.get("messages") or {}
         row = {"run": r.point.name, **{k: r.point.params[k] for k in keys}, "seed": r.point.seed,
                "complete": bool(s.get("complete")), "acc_mean": fa.get("mean"),
                **{f"acc_{g}": by_group.get(g) for g in groups},
+               "acc_val_mean": fv.get("mean"), **{f"acc_val_{g}": (fv.get("by_group") or {}).get(g) for g in groups},
+               "acc_local_mean": (s.get("final_acc_local") or {}).get("mean"),
                "bytes_total": s.get("bytes_total"), **{f"bytes_{k}": bk.get(k, 0 if s else None) for k in kinds},
                "messages_sent": msgs.get("sent"), "messages_dropped": msgs.get("dropped"),
                "rounds": s.get("rounds"), "virtual_time_s": s.get("virtual_time_s"),
@@ -500,7 +510,59 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
 
 
 def write_table(sweep: Sweep, errors: dict[str, str] | None = None) -> Path:
+    """sweep.csv (every run), and tuned.csv when the sweep has --tune keys."""
     header, rows = table_rows(sweep, errors)
     path = sweep.out / SWEEP_CSV
     atomic.write_csv(path, header, ([_cell(r.get(h)) for h in header] for r in rows))
+    if sweep.tune:
+        write_tuned(sweep)
+    return path
+
+
+@dataclass
+class _Done:
+    params: dict
+    seed: int
+    summary: dict
+
+
+def tuned_rows(grid: dict[str, list], tune: list[str], runs: list) -> tuple[list[str], list[list]]:
+    """tuned.csv: one row per setting of the other grid keys: the tune values chosen on
+    validation accuracy, that score, and test accuracy there (mean and 95% CI over seeds)."""
+    from parse_actors.studies.data import mean_ci
+    from parse_actors.studies.tune import choose
+
+    choices = choose(runs, grid, tune)
+    groups: list[str] = []
+    for c in choices:
+        for r in c.runs:
+            for g in ((r.summary.get("final_acc") or {}).get("by_group") or {}):
+                if g not in groups:
+                    groups.append(g)
+    other = [k for k in grid if k not in tune]
+    header = (other + [f"chosen.{k}" for k in tune] + ["val_acc_mean", "seeds", "acc_mean", "acc_ci95"]
+              + [x for g in groups for x in (f"acc_{g}", f"acc_{g}_ci95")] + ["candidates_val"])
+    rows = []
+    for c in choices:
+        ch = c.chosen
+        fin = [(r.summary.get("final_acc") or {}) for r in c.runs]
+        m, h, _ = mean_ci([f.get("mean") for f in fin])
+        per_g = [mean_ci([(f.get("by_group") or {}).get(g) for f in fin]) for g in groups]
+        cands = "; ".join(", ".join(f"{k}={dump_value(v)}" for k, v in x.values.items())
+                          + f": {'n/a' if x.val is None else round(x.val, 6)} ({x.n})" for x in c.candidates)
+        rows.append([c.setting[k] for k in other] + [ch.values[k] if ch else None for k in tune]
+                    + [ch.val if ch else None, ch.n if ch else 0, m, h]
+                    + [x for mg, hg, _ in per_g for x in (mg, hg)] + [cands])
+    return header, rows
+
+
+def write_tuned(sweep: Sweep) -> Path:
+    runs = []
+    for r in sweep.runs:
+        s = read_summary(r.dir)
+        if s and s.get("complete"):
+            runs.append(_Done(r.point.params, r.point.seed, s))
+    header, rows = tuned_rows(sweep.grid, sweep.tune, runs)
+    path = sweep.out / TUNED_CSV
+    atomic.write_csv(path, header, ([_cell(c) for c in row] for row in rows))
     return path
