@@ -103,8 +103,10 @@ class ExchangeConfig(StrictModel):
     compressed_averaging: Literal["choco", "naive"] = "choco"
     """With a lossy codec: 'choco' (CHOCO-gossip: public copies and compressed differences,
     keeps consensus) or 'naive' (average the decompressed weights; a baseline that does not)."""
-    choco_gamma: float = Field(default=0.5, gt=0, le=1)
-    """CHOCO consensus step size: x += gamma * sum_j w_ij (x_hat_j - x_hat_i)."""
+    choco_gamma: Optional[float] = Field(default=None, gt=0, le=1)
+    """CHOCO consensus step size: x += gamma * sum_j w_ij (x_hat_j - x_hat_i). None: by the
+    kind's codec (1 for none/fp16/int8, 3 x fraction for top-k, the fraction for rand-k:
+    larger steps diverge under strong compression)."""
 
     @field_validator("payload_budget", mode="before")
     @classmethod
@@ -127,6 +129,14 @@ class ExchangeConfig(StrictModel):
     def codec_of(self, kind: str) -> Codec:
         spec = self.compression.get(kind, "none")
         return spec.codec() if hasattr(spec, "codec") else Codec(spec)
+
+    def gamma_of(self, kind: str) -> float:
+        """The CHOCO step size for a kind's branches."""
+        if self.choco_gamma is not None:
+            return self.choco_gamma
+        from .choco import auto_gamma
+
+        return auto_gamma(self.codec_of(kind))
 
     def lossy(self) -> bool:
         return any(self.codec_of(k).name != "none" for k in self.compression)

@@ -193,10 +193,9 @@ def wire_nbytes(msg: Encoded | Mapping[str, Encoded]) -> int:
     return sum(wire_nbytes(m) for m in msg.values())
 
 
-@torch.no_grad()
 def encode_tensor(x: torch.Tensor, codec: Codec, generator: torch.Generator | None = None) -> EncodedTensor:
     shape, dtype = tuple(x.shape), x.dtype
-    flat = x.detach().reshape(-1)
+    flat = x.detach().reshape(-1)  # detached: no autograd graph, no no_grad context needed
     n = flat.numel()
     name = codec.name if dtype.is_floating_point else "none"
     if n == 0 or name == "none":
@@ -237,7 +236,6 @@ def encode(
     return Encoded(codec, {n: encode_tensor(t, codec, generator) for n, t in payload.items()})
 
 
-@torch.no_grad()
 def decode_tensor(e: EncodedTensor) -> torch.Tensor:
     if e.indices is None:
         v = e.values.to(e.dtype)

@@ -230,12 +230,14 @@ def test_change_tracker_shares_snapshots():
 def test_scenario_models():
     c = ExchangeConfig()
     assert c.payload_budget is None and c.priority == ["control", "red", "uni", "syn", "head", "encoder"]
-    assert c.choco_gamma == 0.5 and not c.lossy() and c.codec_of("encoder") == Codec("none")
+    assert c.choco_gamma is None and c.gamma_of("encoder") == 1.0 and not c.lossy() and c.codec_of("encoder") == Codec("none")
     c = ExchangeConfig.model_validate({"payload_budget": {"seconds": 0.5}, "priority": "change",
                                        "compression": {"encoder": {"topk": 0.01}, "red": "fp16", "uni": {"randk": 0.1}}})
     assert c.payload_budget.nbytes(8e6) == 500_000
     assert c.codec_of("encoder") == Codec("topk", 0.01) and c.codec_of("red") == Codec("fp16")
     assert c.codec_of("uni") == Codec("randk", 0.1) and c.codec_of("syn") == Codec("none") and c.lossy()
+    assert (c.gamma_of("encoder"), c.gamma_of("uni"), c.gamma_of("red")) == (0.03, 0.1, 1.0)
+    assert ExchangeConfig(choco_gamma=0.2).gamma_of("encoder") == 0.2
     assert ExchangeConfig.model_validate({"payload_budget": 4096}).payload_budget == 4096
     assert SecondsBudget(seconds=1.0).nbytes(1001.0) == 125
     for bad in ({"payload_budget": 0}, {"payload_budget": True}, {"payload_budget": {"seconds": 0}},
