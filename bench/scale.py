@@ -105,9 +105,9 @@ def bare_timeline(sc) -> float:
         await sim.setup()
         sim._set_dry(True)
         t0 = time.perf_counter()
-        sim._run_until(sim.env.process(sim._discovery(sim.missing_introductions())))
+        sim.run_until(sim.env.process(sim.discovery.exchange(sim.discovery.missing())))
         for rnd in range(sc.protocol.rounds):
-            sim._run_until(sim.env.process(sim.protocol.round(rnd, {})))
+            sim.run_until(sim.env.process(sim.protocol.round(rnd, {})))
         return time.perf_counter() - t0
 
     try:

@@ -1,30 +1,49 @@
-"""Gossip protocols as SimPy timelines: *when* agents train, send and merge.
+"""Gossip protocols: *when* agents train, send and merge, each owning its loop.
 
-A protocol only decides virtual times and submits host calls through the
-simulation (`sim.call`); it never waits for a tensor. `sync` runs rounds with
+A protocol decides virtual times (SimPy processes) and submits host calls
+through `SimulationAPI` (api.py); it never waits for a tensor except where
+`compute_time: measured` needs wall-clock durations. `sync` runs rounds with
 a barrier (D-PSGD style); `async` lets every agent loop train -> send ->
 merge at its own pace, with evaluations every `eval_every_s` virtual seconds.
+A new protocol is one class here with an `async drive()`, registered in
+`PROTOCOLS`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from parse_actors.engine.api import AgentView, SimulationAPI
 from parse_actors.engine.messages import BranchMessage
 
-if TYPE_CHECKING:  # pragma: no cover
-    from parse_actors.engine.coordinator import AgentView, Simulation
+
+def degrees(plan: dict[int, list[str]]) -> dict[str, int]:
+    """My degree on each branch's subgraph: how many neighbours get it."""
+    deg: dict[str, int] = {}
+    for keys in plan.values():
+        for k in keys:
+            deg[k] = deg.get(k, 0) + 1
+    return deg
 
 
 class Protocol:
-    def __init__(self, sim: "Simulation"):
+    name = "base"
+
+    def __init__(self, sim: SimulationAPI):
         self.sim = sim
         self.env = sim.env
         self.net = sim.net
         self.cfg = sim.sc.protocol
 
+    async def drive(self) -> None:
+        raise NotImplementedError
+
+    def counters(self) -> dict:
+        """Protocol-specific counts for summary.json."""
+        return {}
+
     # -- shared steps ----------------------------------------------------------
-    def work(self, v: "AgentView") -> float:
+    def work(self, v: AgentView) -> float:
         """Virtual seconds of one local training phase: the cost model, never wall time."""
         tr = self.sim.sc.train
         return self.net.compute_time(v.aid, tr.local_steps * tr.batch_size * v.cost_per_sample)
@@ -33,7 +52,10 @@ class Protocol:
         """Whether a message for this branch and neighbour must wait (never, in sync rounds)."""
         return False
 
-    def train_and_send(self, v: "AgentView", rnd: int, pre: tuple | None = None) -> tuple[Any, list]:
+    def sent(self, src: int, dst: int, key: str, ev: Any) -> None:
+        pass
+
+    def train_and_send(self, v: AgentView, rnd: int, pre: tuple | None = None) -> tuple[Any, list]:
         """Submit local training + export, then one message per branch per neighbour.
 
         `pre`: (stats, payload, keys) of a training already done (measured compute time)."""
@@ -49,7 +71,7 @@ class Protocol:
             stats_ref, payload, exported = pre
             plan = {j: [k for k in ks if k in exported] for j, ks in plan.items()}
             plan = {j: ks for j, ks in plan.items() if ks}
-        deg = sim.degrees(plan)
+        deg = degrees(plan)
         if sim.dry:
             payload = sim.replay_payload(v.aid, rnd)
         header = sim.sc.protocol.header_bytes
@@ -65,10 +87,7 @@ class Protocol:
                 evs.append(ev)
         return stats_ref, evs
 
-    def sent(self, src: int, dst: int, key: str, ev: Any) -> None:
-        pass
-
-    def merge(self, v: "AgentView", rnd: int, inbox: list[BranchMessage]) -> Any:
+    def merge(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
         """Submit the per-branch average of what arrived (one payload reference per sender and round)."""
         if not inbox:
             return None
@@ -81,7 +100,7 @@ class Protocol:
             metas.append({"sender": sender, "round": r, "keys": [m.key for m in msgs],
                           "degree": {m.key: m.degree for m in msgs}})
             payloads.append(msgs[0].payload)
-        my_deg = self.sim.degrees(self.sim.plan(v, rnd))
+        my_deg = degrees(self.sim.plan(v, rnd))
         return self.sim.call(v.host, "aggregate", v.aid, rnd, my_deg, metas, *payloads)
 
 
@@ -92,9 +111,39 @@ class SyncProtocol(Protocol):
 
     name = "sync"
 
+    async def drive(self) -> None:
+        sim = self.sim
+        rounds = self.cfg.rounds
+        measured_mode = sim.sc.engine.compute_time == "measured"
+        async for rnd in sim.periods(rounds):
+            measured = await self._measure_round(rnd) if measured_mode else None
+            out: dict = {}
+            sim.run_until(self.env.process(self.round(rnd, out, measured)))
+            if sim.dry:
+                continue
+            evaluate = (rnd + 1) % self.cfg.eval_every == 0 or rnd == rounds - 1
+            await sim.close_period(rnd, out["stats"], out["active"], evaluate)
+
+    async def _measure_round(self, rnd: int) -> dict | None:
+        """compute_time: measured: run this round's local training first and time it
+        (wall clock: not reproducible); the timeline then uses those durations."""
+        sim = self.sim
+        if sim.dry:
+            return None
+        pending = {}
+        tr = sim.sc.train
+        for v in sim.views:
+            if self.net.is_online(v.aid):
+                keys = sorted({k for ks in sim.plan(v, rnd).values() for k in ks})
+                stats, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
+                                          num_returns=2)
+                pending[v.aid] = (stats, payload, set(keys))
+        results = await sim.get([p[0] for p in pending.values()])
+        return {aid: (res["wall_s"], *pending[aid]) for aid, res in zip(pending, results)}
+
     def round(self, rnd: int, out: dict, measured: dict | None = None):
-        """One round; `measured` maps agent -> (wall seconds, stats, payload, keys) of a
-        training already run (compute_time: measured), else the cost model applies."""
+        """SimPy process of one round; `measured` maps agent -> (wall seconds, stats,
+        payload, keys) of a training already run, else the cost model applies."""
         sim = self.sim
         out["t_start"] = self.env.now
         sim.rediscover()
@@ -111,7 +160,7 @@ class SyncProtocol(Protocol):
                 self.merge(v, rnd, inbox)
         out.update(t_end=self.env.now, active=len(active), stats=stats)
 
-    def _agent(self, v: "AgentView", rnd: int, stats: dict, measured: tuple | None = None):
+    def _agent(self, v: AgentView, rnd: int, stats: dict, measured: tuple | None = None):
         if measured is None:
             yield self.env.timeout(self.work(v))
         else:
@@ -133,12 +182,27 @@ class AsyncProtocol(Protocol):
 
     name = "async"
 
-    def __init__(self, sim: "Simulation"):
+    def __init__(self, sim: SimulationAPI):
         super().__init__(sim)
         self.cycles = {v.aid: 0 for v in sim.views}
         self.stats: dict[int, Any] = {}
         self.in_flight: dict[tuple[int, int, str], Any] = {}
         self.skipped = 0
+
+    def counters(self) -> dict:
+        return {"async_sends_skipped": self.skipped}
+
+    async def drive(self) -> None:
+        sim = self.sim
+        for v in sim.views:
+            self.env.process(self._loop(v))
+        async for k in sim.periods(self.cfg.rounds):
+            sim.run_until((k + 1) * self.cfg.eval_every_s)
+            stats, self.stats = self.stats, {}
+            if sim.dry:
+                continue
+            active = sum(self.net.is_online(v.aid) for v in sim.views)
+            await sim.close_period(k, stats, active, True)
 
     def busy(self, src: int, dst: int, key: str) -> bool:
         """With `send_buffer: latest`, a branch is not queued for a neighbour while
@@ -156,11 +220,7 @@ class AsyncProtocol(Protocol):
         if self.cfg.send_buffer == "latest":
             self.in_flight[(src, dst, key)] = ev
 
-    def start(self) -> None:
-        for v in self.sim.views:
-            self.env.process(self._loop(v))
-
-    def _loop(self, v: "AgentView"):
+    def _loop(self, v: AgentView):
         sim = self.sim
         staleness = sim.sc.aggregation.staleness
         while True:
@@ -183,5 +243,8 @@ class AsyncProtocol(Protocol):
             fresh = [BranchMessage(m.sender, cycle, m.key, m.payload, m.degree, m.t_send) for m in newest.values()]
             self.merge(v, cycle, fresh)
             self.cycles[v.aid] = cycle + 1
-            if not self.sim.sc.train.local_steps:
+            if not sim.sc.train.local_steps:
                 yield self.env.timeout(1e-3)  # never spin at one instant
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {"sync": SyncProtocol, "async": AsyncProtocol}
