@@ -201,14 +201,18 @@ class LinkState:
     """Branch key -> index of the exchange that last sent it."""
     waiting_since: dict[str, int] = field(default_factory=dict)
     """Branch key -> index of the first exchange of its current run of deferrals."""
+    longest_wait: int = 0
+    """Most exchanges any branch has waited on this link so far (for summary.json, next to
+    `starvation_bound`)."""
 
     def to_dict(self) -> dict:
-        return {"exchanges": self.exchanges, "last_sent": dict(self.last_sent), "waiting_since": dict(self.waiting_since)}
+        return {"exchanges": self.exchanges, "last_sent": dict(self.last_sent),
+                "waiting_since": dict(self.waiting_since), "longest_wait": self.longest_wait}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "LinkState":
         return cls(int(d["exchanges"]), {k: int(v) for k, v in d["last_sent"].items()},
-                   {k: int(v) for k, v in d["waiting_since"].items()})
+                   {k: int(v) for k, v in d["waiting_since"].items()}, int(d.get("longest_wait", 0)))
 
 
 @dataclass
@@ -280,7 +284,8 @@ def schedule(
         state.last_sent[c.key] = now
         state.waiting_since.pop(c.key, None)
     for c in deferred:
-        state.waiting_since.setdefault(c.key, now)
+        w = state.waiting_since.setdefault(c.key, now)
+        state.longest_wait = max(state.longest_wait, now - w + 1)
     state.exchanges = now + 1
     return Schedule(send, deferred, oversize, sum(header + c.nbytes for c in send))
 

@@ -119,6 +119,7 @@ def test_aging_round_robin_exact():
     cands = _cands([("a", "red", 10), ("b", "uni", 10), ("c", "encoder", 10)])
     st = LinkState()
     seq = [schedule(cands, H, 74, st, defer_limit=2).send[0].key for _ in range(9)]
+    assert st.longest_wait == 3  # c waited at exchanges 0, 1, 2: B + N - 2 here, bound B + N - 1
     # ex0 a (b, c wait from 0); ex1 a; ex2 b, c overdue -> b (a waits from 2); ex3 c (b waits from 3);
     # ex4 a is overdue -> a; from then on a round robin, each waiting exactly B exchanges
     assert seq == ["a", "a", "b", "c", "a", "b", "c", "a", "b"]
@@ -151,6 +152,7 @@ def test_no_starvation_past_the_bound(rule, B):
         assert not s.oversize
     assert worst <= bound
     assert worst >= 2  # budgets were binding: there was something to bound
+    assert st.longest_wait >= worst  # counts exchanges waited, absent ones included
 
 
 def test_without_aging_a_branch_starves():
