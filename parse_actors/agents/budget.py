@@ -25,7 +25,7 @@ A branch that cannot fit even alone (header + size > budget) is never sent (the
 budget is a hard bound) and is reported as `oversize`, not deferred: with a byte
 budget `check_fits` refuses the scenario at load time with the codec that would
 make it fit; with a `seconds:` budget the link's rate may make it fit later.
-Pure Python: no torch, no engine.
+No engine, no Ray, no SimPy: the coordinator runs `schedule` on sizes alone.
 """
 
 from __future__ import annotations
