@@ -369,6 +369,8 @@ def test_report_and_console_show_tuned_table_first(tmp_path):
     assert "| local | lr=0.01 | 0.450 | 2 | 0.650 ± 0.635 |" in md
     assert "| parse | **0.550** | 0.500 |" in md and "| local | **0.450** | 0.450 |" in md
     assert "95% CI" in md and "± std" not in md
+    later = md[md.index("## Bytes per slice kind"):]  # sections after the lr plots: settings at their tuned values
+    assert "| parse | 0.00 | 0.00 |" in later and "optim.lr=0.1" not in later
     con = sweep_console_table(load_sweep(root))
     assert con.index("tuned:") < con.index("every run setting")
     assert "lr=0.01 (val 0.550)" in con and "0.850 ± 0.635" in con

@@ -5,7 +5,10 @@
   grid x seeds into validated runs.
 - `sweep`: run every point (in worker processes, resumable) into one folder
   with `sweep.json` and `sweep.csv`.
-- `report`: Markdown summary and PNG plots of a run or a sweep directory.
+- `tune`: `--tune KEY=V1,V2`: per setting, the value with the best validation
+  accuracy (never test accuracy), reported with its test accuracy.
+- `report`: Markdown summary and PNG plots of a run or a sweep directory;
+  tables over seeds give the mean and its 95% confidence interval.
 """
 
 from parse_actors.studies.grid import GridPoint, expand_grid, file_grid, merge_grids, parse_grid_arg

@@ -271,7 +271,10 @@ def _sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float |
     budget = _budget(sd, budget)
     plot_configs = configs
     plot_note = ""
-    if len(configs) > MAX_LINES and sd.categorical_keys():
+    if sd.tune_keys:  # figures and later tables: each setting at its tuned values, not a mix of them
+        plot_configs = {_setting_label(sd, c.setting): c.runs for c in tuned_choices(sd) if c.runs}
+        plot_note = " (each setting at its tuned values)"
+    elif len(configs) > MAX_LINES and sd.categorical_keys():
         plot_configs = sd.configs(sd.categorical_keys())
         plot_note = f" (lines: mean over {', '.join(sd.short_key(k) for k in sd.numeric_keys())} and seeds)"
     lines += ["Accuracy is each agent's accuracy on the common test set restricted to its modalities, averaged "
@@ -482,7 +485,9 @@ def _tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
              f"For each setting, {keys} took the value with the best validation accuracy (all agents, "
              "`final_acc_val`, mean over seeds); ties go to the value listed first in `--tune`; a diverged run "
              "scores 0. Test accuracy never enters the choice. Test accuracy at the chosen value: mean ± 95% CI "
-             "over seeds.", ""]
+             "over seeds. The figures and the bytes, time-to-target, conflict and slice-drop tables below show each "
+             "setting at its tuned values; the full table and the plots against numeric keys show every value.",
+             ""]
     header = (["setting", "chosen", "validation acc", "seeds", "all agents (95% CI)"]
               + [f"{g} (95% CI)" for g in groups])
     rows = []

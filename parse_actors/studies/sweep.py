@@ -4,7 +4,10 @@ Layout of a sweep directory::
 
     <out>/sweep.json      what was swept: scenario, grid, seeds, the runs (written first)
     <out>/sweep.csv       one row per run: grid values, seed, final accuracy (mean and per
-                          group), bytes per slice kind, virtual and wall time, complete
+                          group; test, validation, own split), bytes per slice kind,
+                          virtual and wall time, complete
+    <out>/tuned.csv       with --tune: per setting, the tune values chosen on validation
+                          accuracy and the test accuracy there (parse_actors.studies.tune)
     <out>/<key=value__...__seed=S>/   an ordinary run directory per grid point and seed
 
 Every grid point is validated before anything is written. Re-running the same
