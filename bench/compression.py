@@ -5,7 +5,7 @@ exchange is the export copy of every branch (`Agent.export`, what the engine
 ships today). A compressed exchange is that export plus encoding every branch
 (sender) plus decoding it (receiver); the CHOCO lines are the export plus one
 CHOCO message per branch (difference to the public copy, encode) plus applying
-it at both ends (receiver copy, sender copy on delivery). All measured in the
+it at both ends (receiver copy, sender copy on delivery; per neighbour). All measured in the
 same process, interleaved so machine noise hits every variant alike (CPU time,
 one intra-op thread); prints per codec the wire bytes as a fraction of the
 uncompressed payload and the median of the paired time ratios.
@@ -19,11 +19,13 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from parse_actors.agents import Agent, AgentSpec, ModelConfig
 from parse_actors.agents.choco import ChocoGossip
 from parse_actors.agents.compression import decode, encode, parse_codec, wire_nbytes, wire_nbytes_for
+from parse_actors.data.types import ModalData
 from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
 
@@ -31,9 +33,22 @@ CODECS = ["none", "fp16", "int8", {"topk": 0.1}, {"topk": 0.01}, {"randk": 0.1},
 CHOCO = [{"topk": 0.01}, {"randk": 0.01}]
 
 
+SHAPES = {"image": (3, 16, 16), "audio": (20, 16)}
+
+
 def make_agent(archs: dict[str, str]) -> Agent:
-    shapes = {"image": (3, 16, 16), "audio": (20, 16)}
-    return Agent(AgentSpec(0, tuple(archs), archs), shapes, 10, model=ModelConfig(), method="parse", seed=0)
+    return Agent(AgentSpec(0, tuple(archs), archs), SHAPES, 10, model=ModelConfig(), method="parse", seed=0)
+
+
+def sgd_step_time(agent: Agent, batch: int = 64, steps: int = 20) -> float:
+    """CPU seconds of one local SGD step, for scale (an exchange follows local_steps of them)."""
+    r = np.random.default_rng(0)
+    data = ModalData({m: r.standard_normal((512, *SHAPES[m]), dtype=np.float32) for m in agent.modalities},
+                     r.integers(0, 10, 512))
+    agent.train_steps(data, 3, batch)
+    t = time.process_time()
+    agent.train_steps(data, steps, batch)
+    return (time.process_time() - t) / steps
 
 
 def codec_exchange(agent: Agent, keys: list[str], codec, rep: int) -> None:
@@ -94,6 +109,7 @@ def main() -> None:
             ratio = statistics.median(a / b for a, b in zip(times[v], base))
             print(f"  {v:15s} wire {wire:8d} B ({wire / raw:6.1%})   {statistics.median(times[v]) * 1e3:7.3f} ms   "
                   f"time ratio {ratio:5.2f}")
+        print(f"  (for scale: one local SGD step, batch 64: {sgd_step_time(make_agent(archs)) * 1e3:.3f} ms)")
         # the sizes printed are the exact encoded ones
         p = agent.export(keys)
         assert sum(wire_nbytes(encode(p[k], "int8")) for k in keys) == sum(wire_nbytes_for(caps[k], "int8") for k in keys)
