@@ -112,7 +112,8 @@ def main() -> None:
         print(f"  (for scale: one local SGD step, batch 64: {sgd_step_time(make_agent(archs)) * 1e3:.3f} ms)")
         # the sizes printed are the exact encoded ones
         p = agent.export(keys)
-        assert sum(wire_nbytes(encode(p[k], "int8")) for k in keys) == sum(wire_nbytes_for(caps[k], "int8") for k in keys)
+        exact = sum(wire_nbytes(encode(p[k], "int8")) for k in keys)
+        assert exact == sum(wire_nbytes_for(caps[k], "int8") for k in keys)
 
 
 if __name__ == "__main__":

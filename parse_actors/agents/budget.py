@@ -150,7 +150,8 @@ def kind_order(priority: Sequence[str] | str) -> dict[str, int]:
 
 
 def check_fits(
-    budget: int | None, header: int, caps: Mapping[str, BranchInfo], codecs: Mapping[str, Codec], where: str = "protocol.payload_budget"
+    budget: int | None, header: int, caps: Mapping[str, BranchInfo], codecs: Mapping[str, Codec],
+    where: str = "protocol.payload_budget",
 ) -> None:
     """Refuse a byte budget some branch can never fit in, naming the branch and a codec that fits."""
     if budget is None:

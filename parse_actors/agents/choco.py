@@ -41,7 +41,7 @@ import torch
 from parse_actors.seeding import torch_seed
 
 from .aggregation import merge_branch
-from .compression import CodecSpec, Encoded, decode, decode_tensor, encode, parse_codec
+from .compression import CodecSpec, Encoded, decode, decode_tensor, encode, from_plain, parse_codec, to_plain
 
 Params = Mapping[str, torch.Tensor]
 
@@ -174,19 +174,23 @@ class ChocoGossip:
                    for t in c.values())
 
     def state_dict(self) -> dict:
+        """Tensors, strings and numbers only (checkpoints load with weights_only=True)."""
+
         def tab(t):
-            return [[j, k, {n: v.detach().to("cpu", copy=True) for n, v in c.items()}] for (j, k), c in sorted(t.items())]
+            return [[j, k, {n: v.detach().to("cpu", copy=True) for n, v in c.items()}]
+                    for (j, k), c in sorted(t.items())]
 
         return {"format": 1, "agent_id": self.agent_id, "gamma": self.gamma, "seed": self.seed, "seq": self.seq,
                 "mine": tab(self.mine), "theirs": tab(self.theirs),
-                "pending": [[s, j, k, copy.deepcopy(q)] for s, (j, k, q) in sorted(self.pending.items())],
+                "pending": [[s, j, k, to_plain(copy.deepcopy(q))] for s, (j, k, q) in sorted(self.pending.items())],
                 "fresh": sorted([j, k] for j, k in self.fresh)}
 
     def load_state_dict(self, sd: Mapping, device: str | torch.device = "cpu") -> None:
-        self.agent_id, self.gamma, self.seed, self.seq = int(sd["agent_id"]), float(sd["gamma"]), int(sd["seed"]), int(sd["seq"])
+        self.agent_id, self.gamma = int(sd["agent_id"]), float(sd["gamma"])
+        self.seed, self.seq = int(sd["seed"]), int(sd["seq"])
         self.mine = {(int(j), k): {n: v.to(device, copy=True) for n, v in c.items()} for j, k, c in sd["mine"]}
         self.theirs = {(int(j), k): {n: v.to(device, copy=True) for n, v in c.items()} for j, k, c in sd["theirs"]}
-        self.pending = {int(s): (int(j), k, copy.deepcopy(q)) for s, j, k, q in sd["pending"]}
+        self.pending = {int(s): (int(j), k, from_plain(copy.deepcopy(q))) for s, j, k, q in sd["pending"]}
         self.fresh = {(int(j), k) for j, k in sd["fresh"]}
 
 

@@ -186,6 +186,20 @@ class Encoded:
     tensors: dict[str, EncodedTensor]
 
 
+def to_plain(msg: Encoded) -> dict:
+    """Tensors, strings and numbers only (checkpoints load with weights_only=True)."""
+    return {"codec": [msg.codec.name, msg.codec.fraction],
+            "tensors": {n: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "values": t.values,
+                            "indices": t.indices, "scale": t.scale} for n, t in msg.tensors.items()}}
+
+
+def from_plain(d: Mapping) -> Encoded:
+    name, frac = d["codec"]
+    return Encoded(Codec(name, frac), {
+        n: EncodedTensor(tuple(t["shape"]), _dtype(t["dtype"]), t["values"], t["indices"], t["scale"])
+        for n, t in d["tensors"].items()})
+
+
 def wire_nbytes(msg: Encoded | Mapping[str, Encoded]) -> int:
     """Exact wire bytes of one encoded branch, or of a {key: Encoded} payload."""
     if isinstance(msg, Encoded):

@@ -3,6 +3,7 @@ follows the priority rule, no branch waits past the stated bound, scenario model
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -182,7 +183,10 @@ def test_oversize_is_reported_not_deferred_and_never_blocks():
 def test_state_roundtrip_and_duplicates():
     st = LinkState()
     schedule(BRANCHES, H, 2000, st)
-    again = LinkState.from_dict(st.to_dict())
+    buf = io.BytesIO()
+    torch.save(st.to_dict(), buf)
+    buf.seek(0)
+    again = LinkState.from_dict(torch.load(buf, weights_only=True))
     assert again == st
     with pytest.raises(ValueError, match="duplicate"):
         schedule(BRANCHES + BRANCHES[:1], H, 2000, LinkState())
@@ -225,7 +229,10 @@ def test_change_tracker_shares_snapshots():
     t.sent([2], "k", y)
     assert sorted(t._versions["k"]) == [1, 2]  # the first version is referenced no more: freed
     t2 = ChangeTracker()
-    t2.load_state_dict(t.state_dict())
+    buf = io.BytesIO()
+    torch.save(t.state_dict(), buf)
+    buf.seek(0)
+    t2.load_state_dict(torch.load(buf, weights_only=True))
     assert t2.change(2, "k", x) == t.change(2, "k", x)
 
 

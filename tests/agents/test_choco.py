@@ -4,6 +4,8 @@ under drops and late deliveries, determinism and checkpoints."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -132,7 +134,7 @@ def test_randk_is_deterministic_and_checkpoints_resume_exactly():
     assert not torch.equal(a[0]["w"], c[0]["w"])
     # resume: 10 rounds, checkpoint every agent's state, 10 more == 20 straight
     xs, nodes, _ = run_choco(codec, auto_gamma(codec), 10, seed=7)
-    saved = [nd.state_dict() for nd in nodes]
+    saved = [_through_disk(nd.state_dict()) for nd in nodes]
     fresh = []
     for i, sd in enumerate(saved):
         nd = ChocoGossip(i)
@@ -143,6 +145,28 @@ def test_randk_is_deterministic_and_checkpoints_resume_exactly():
     # the drop/late draws restart, but with drop = late = 0 they are unused: same bits as straight through
     assert all(torch.equal(xs2[i][n], a[i][n]) for i in range(N) for n in a[i])
     assert nodes[0].nbytes() == 2 * 2 * D * 4  # two copies per neighbour, two neighbours
+
+
+def _through_disk(sd):
+    """As the run checkpoint does: torch.save, then the weights-only unpickler."""
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def test_pending_messages_survive_a_checkpoint():
+    codec = {"topk": 0.1}
+    a, b = ChocoGossip(0, seed=1), ChocoGossip(1, seed=1)
+    x = {"w": torch.randn(300)}
+    m = a.message(1, "k", x, codec, 0)  # in flight at the checkpoint
+    a2 = ChocoGossip(0)
+    a2.load_state_dict(_through_disk(a.state_dict()))
+    b.receive(m, {"w": torch.zeros(300)})
+    a2.delivered(m.seq)
+    assert torch.equal(a2.mine[(1, "k")]["w"], b.theirs[(0, "k")]["w"])
+    assert int((a2.mine[(1, "k")]["w"] != 0).sum()) == 30
+    assert a2.message(1, "k", x, codec, 1).seq == 1
 
 
 def test_only_fresh_and_sender_side_errors():
