@@ -20,7 +20,7 @@ from parse_actors.data.cache import cache_root
 from parse_actors.engine.host import AgentHost
 
 
-SETUP_METHODS = ("add_agents",)
+SETUP_METHODS = ("add_agents", "set_eval_data")
 """Host calls that rebuild a host's agents; replayed when a dead host is restarted."""
 
 
@@ -43,6 +43,10 @@ class InlineBackend:
 
     def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
         return getattr(self.hosts[host], method)(*args)
+
+    def put(self, value: Any) -> Any:
+        """A reference to share one value with every host (inline: the value itself)."""
+        return value
 
     async def get(self, refs: Sequence[Any]) -> list[Any]:
         return list(refs)
@@ -92,6 +96,10 @@ class RayBackend:
         if num_returns != 1:
             fn = fn.options(num_returns=num_returns)
         return fn.remote(*args)
+
+    def put(self, value: Any) -> Any:
+        """Put `value` in the object store once; hosts receive it by reference."""
+        return self._ray.put(value)
 
     def dead_hosts(self, timeout_s: float = 30.0) -> list[int]:
         """Hosts whose actor no longer answers."""

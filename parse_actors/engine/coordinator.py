@@ -126,8 +126,10 @@ class Simulation:
                           init_seed=init_seed)
             per_host[v.host].append((spec, data, kwargs))
         refs = [self.backend.call(h, "add_agents", items) for h, items in per_host.items() if items]
+        common = self.backend.put(self.fd.global_test)  # once into the object store, shared by every host
+        refs += [self.backend.call(h, "set_eval_data", common) for h in per_host]
         for infos in await self.backend.get(refs):
-            for info in infos:
+            for info in infos or ():
                 v = self.views[info["agent"]]
                 v.capabilities = info["capabilities"]
                 v.cost_per_sample = info["cost_per_sample"]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from parse_actors.agents import Agent, AgentSpec, Incoming
-from parse_actors.data.types import AgentData
+from parse_actors.data.types import AgentData, ModalData
 from parse_actors.tuning import fix_malloc_thresholds
 
 
@@ -26,6 +26,7 @@ class AgentHost:
         self.device = device
         self.agents: dict[int, Agent] = {}
         self.data: dict[int, AgentData] = {}
+        self.global_test: ModalData | None = None
         _set_threads(torch_threads)
         fix_malloc_thresholds()
 
@@ -50,6 +51,10 @@ class AgentHost:
     def add_agents(self, items: list[tuple[AgentSpec, AgentData, dict]]) -> list[dict]:
         return [self.add_agent(*item) for item in items]
 
+    def set_eval_data(self, global_test: ModalData) -> None:
+        """The common test set every agent is scored on (sent once per host)."""
+        self.global_test = global_test
+
     # -- the round's work --------------------------------------------------
     def train_and_export(self, aid: int, steps: int, batch_size: int, keys: list[str]) -> tuple[dict, dict]:
         """Local SGD, then a snapshot of the branches to gossip (one payload for all neighbours)."""
@@ -60,9 +65,6 @@ class AgentHost:
             payload = agent.export(keys)
         stats["wall_s"] = time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
-
-    def export(self, aid: int, keys: list[str]) -> dict:
-        return self.agents[aid].export(keys)
 
     def aggregate(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], *payloads: dict) -> dict:
         """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree)."""
@@ -76,12 +78,24 @@ class AgentHost:
         return _plain(stats)
 
     def evaluate(self, aid: int, drop_kinds: tuple = ()) -> dict:
+        """Scores of one agent, each restricted to its current modalities: `acc`/`loss`
+        on the common test set (the agent's own test split when there is none),
+        `acc_local`/`loss_local` on its own test split, `acc_val`/`loss_val` on its
+        validation split (what tuning may look at), and `acc_without_<kind>` on the
+        common test set with that slice kind's logits left out."""
         agent, data = self.agents[aid], self.data[aid]
+        common = self.global_test if self.global_test is not None else data.test
         with _threads(self.torch_threads):
-            acc, loss = agent.evaluate(data.test)
+            acc, loss = agent.evaluate(common)
             out = {"acc": float(acc), "loss": float(loss)}
+            acc, loss = agent.evaluate(data.test)
+            out.update(acc_local=float(acc), loss_local=float(loss))
+            val = getattr(data, "val", None)
+            if val is not None and len(val):
+                acc, loss = agent.evaluate(val)
+                out.update(acc_val=float(acc), loss_val=float(loss))
             for kind in drop_kinds:
-                a, _ = agent.evaluate(data.test, drop_kind=kind)
+                a, _ = agent.evaluate(common, drop_kind=kind)
                 out[f"acc_without_{kind}"] = float(a)
         return out
 

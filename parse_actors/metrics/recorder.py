@@ -15,6 +15,8 @@ from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.progress import Progress
 from parse_actors.metrics.rundir import RunDir
 
+SCORE_COLUMNS = ("acc_local", "loss_local", "acc_val", "loss_val")
+"""Scores beside the primary `acc`/`loss` (common test set): own test split, validation split."""
 CONFLICT_HEADER = ["round", "t", "branch", "cosine", "frac_negative", "n_uni", "n_multi"]
 SLICE_DROP_HEADER = ["round", "t", "agent", "group", "acc"] + [f"acc_without_{k}" for k in DROP_KINDS]
 
@@ -50,7 +52,7 @@ class Recorder:
         for v, res in zip(views, results):
             row = {"round": rnd, "t": t, "agent": v.aid, "group": v.group, "acc": res["acc"], "loss": res["loss"],
                    "train_loss": train.get(v.aid, {}).get("loss"), "online": int(online[v.aid]),
-                   "updates": v.updates}
+                   "updates": v.updates, **{k: res[k] for k in SCORE_COLUMNS if k in res}}
             new_rows.append(row)
             self.log.debug("eval", t=t, agent=v.aid, round=rnd, acc=res["acc"], loss=res["loss"], _console=False)
             if drop:

@@ -7,17 +7,20 @@ from collections import defaultdict
 KINDS = ("encoder", "red", "uni", "syn", "head", "control")
 
 
-def final_accuracy(rows: list[dict]) -> dict:
-    """Mean accuracy of the last evaluated round, overall and per agent group."""
+def final_accuracy(rows: list[dict], column: str = "acc") -> dict:
+    """Mean of `column` at the last evaluated round, overall and per agent group
+    (agents without that score, e.g. no validation split, are left out)."""
     if not rows:
         return {"mean": None, "by_group": {}}
     last = max(r["round"] for r in rows)
-    final = [r for r in rows if r["round"] == last]
+    final = [r for r in rows if r["round"] == last and r.get(column) is not None]
+    if not final:
+        return {"mean": None, "by_group": {}}
     by_group: dict[str, list[float]] = defaultdict(list)
     for r in final:
-        by_group[r["group"]].append(r["acc"])
+        by_group[r["group"]].append(r[column])
     return {
-        "mean": sum(r["acc"] for r in final) / len(final),
+        "mean": sum(r[column] for r in final) / len(final),
         "by_group": {g: sum(v) / len(v) for g, v in by_group.items()},
     }
 
@@ -44,6 +47,8 @@ def build_summary(*, scenario, rows: list[dict], comm_rows: list[dict], rounds: 
         "agents": scenario.n_agents,
         "groups": groups,
         "final_acc": final_accuracy(rows),
+        "final_acc_val": final_accuracy(rows, "acc_val"),
+        "final_acc_local": final_accuracy(rows, "acc_local"),
         "bytes_by_kind": ordered,
         "bytes_total": sum(bytes_by_kind.values()),
         "messages": {k: int(messages.get(k, 0)) for k in ("sent", "delivered", "dropped")},
