@@ -415,3 +415,13 @@ def test_bad_tune_exits_2_before_any_run(tmp_path, capsys, args, expect):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert not out.exists()
+
+
+def test_run_report_shows_validation_and_own_split_columns(tmp_path):
+    root = _fake_sweep(tmp_path / "sw", VAL, TEST)
+    run = root / "method=parse__optim.lr=0.01__seed=0"  # test 0.8 (image 0.7, audio 0.9), validation 0.5
+    assert main(["report", str(run), "--target", "0.75"]) == 0
+    md = (run / "report.md").read_text()
+    assert "| agent group | agents | final accuracy (common test) | validation split | own test split |" in md
+    assert "| image | 1 | 0.700 | 0.500 | 0.700 | not reached |" in md
+    assert "| **all** | 2 | 0.800 ± 0.141 | 0.500 ± 0.000 | 0.800 ± 0.141 | 1.00 |" in md

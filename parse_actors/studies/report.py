@@ -142,7 +142,7 @@ def _run_report(run: RunData, target: float | None, dpi: int) -> Path:
     lines += ["## Accuracy", "",
               "Final accuracy on the common test set restricted to each agent's modalities (mean ± sample std "
               "over the group's agents: a spread, not a confidence interval)"
-              + (", on the agents' " + " and ".join(h for _, h in extra) + "s" if extra else "")
+              + (", on the agents' " + " and ".join(h + "s" for _, h in extra) if extra else "")
               + f", and the virtual time at which the group's mean test accuracy first reached the target "
               f"{target:g}.", ""]
     lines += _md_table(["agent group", "agents", "final accuracy (common test)"] + [h for _, h in extra]
