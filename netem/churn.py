@@ -8,7 +8,7 @@ depend on how many nodes there are or on the traffic.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +18,6 @@ from .seeding import rng as make_rng
 from .tracefiles import load_availability, resolve_path
 
 Transition = tuple[float, bool, bool]  # (time, online, permanent)
-
-
-def session_sampler(cfg) -> Callable[[np.random.Generator], float]:
-    """A draw function for a session-length distribution, parametrised by its mean."""
-    mean = cfg.mean_s
-    if isinstance(cfg, C.ExponentialSession):
-        return lambda g: float(g.exponential(mean))
-    if isinstance(cfg, C.WeibullSession):
-        k = cfg.shape
-        scale = mean / math.gamma(1.0 + 1.0 / k)
-        return lambda g: float(scale * g.weibull(k))
-    if isinstance(cfg, C.LognormalSession):
-        s = cfg.sigma
-        mu = math.log(mean) - s * s / 2
-        return lambda g: float(g.lognormal(mu, s))
-    return lambda g: float(mean)
 
 
 def expected_availability(cfg: C.SessionChurn) -> float:
@@ -60,8 +44,8 @@ class ChurnSchedule:
                 labels = [labels[int(i)] for i in pick]
             self._trace = [sessions[labels[i]] for i in range(n)]
         if isinstance(cfg, C.SessionChurn):
-            self._on = session_sampler(cfg.online)
-            self._off = session_sampler(cfg.offline)
+            self._on = cfg.online.sampler()
+            self._off = cfg.offline.sampler()
 
     @property
     def active(self) -> bool:

@@ -15,56 +15,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
+from .base import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, StrictModel, _tagged
+from .distributions import (
+    ConstantLatency,
+    ExponentialSession,
+    LognormalLatency,
+    LognormalSpeed,
+    NormalLatency,
+    SessionDist,
+    SpeedDist,
+    UniformLatency,
+)
 from .errors import ConfigError, TraceFormatError
-
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-PosFloat = Annotated[float, Field(gt=0.0)]
-NonNegFloat = Annotated[float, Field(ge=0.0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosInt = Annotated[int, Field(gt=0)]
-
-
-def _tagged(field: str, default: str, *models: type[BaseModel]):
-    """A union discriminated by `field`, which may be omitted (then `default` applies).
-
-    `loss: {mtu_bytes: 9000}` thus means the default model, a bare string is
-    shorthand for the tag (`topology: complete`), and an unknown value lists
-    the valid ones.
-    """
-    tags = [m.model_fields[field].default for m in models]
-
-    def tag_of(v):
-        if isinstance(v, dict):
-            return v.get(field, default)
-        return getattr(v, field, default)
-
-    def shorthand(v):
-        return {field: v} if isinstance(v, str) else v
-
-    members = tuple(Annotated[m, Tag(t)] for m, t in zip(models, tags))
-    return Annotated[
-        Union[members],
-        Discriminator(
-            tag_of,
-            custom_error_type="unknown_tag",
-            custom_error_message=f"unknown {field}; expected one of: {', '.join(tags)}",
-        ),
-        BeforeValidator(shorthand),
-    ]
-
-
-class StrictModel(BaseModel):
-    """Strict base: unknown keys, NaN and infinities are errors; defaults are validated."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        validate_default=True,
-        use_attribute_docstrings=True,
-    )
-
 
 # =========================================================================== topology
 
@@ -189,59 +153,6 @@ Topology = _tagged(
 
 
 # =========================================================================== link: latency
-
-
-class ConstantLatency(StrictModel):
-    """The same one-way latency on every link, for every message."""
-
-    dist: Literal["constant"] = "constant"
-    """Constant latency."""
-    ms: NonNegFloat = 10.0
-    """One-way latency in milliseconds."""
-
-
-class _DrawnLatency(StrictModel):
-    per: Literal["message", "link"] = "message"
-    """`message`: a fresh draw per message (jitter; messages may overtake each other). `link`: one draw per undirected link, kept for the whole run (heterogeneous links)."""
-
-
-class NormalLatency(_DrawnLatency):
-    """Normal latency, truncated at 0 (negative draws are redrawn)."""
-
-    dist: Literal["normal"] = "normal"
-    """Truncated normal latency."""
-    mean_ms: NonNegFloat = 10.0
-    """Mean before truncation, ms."""
-    std_ms: NonNegFloat = 2.0
-    """Standard deviation before truncation, ms."""
-
-
-class LognormalLatency(_DrawnLatency):
-    """Log-normal latency (positive, right-skewed), given by its own mean and std."""
-
-    dist: Literal["lognormal"] = "lognormal"
-    """Log-normal latency."""
-    mean_ms: PosFloat = 10.0
-    """Mean of the latency, ms."""
-    std_ms: NonNegFloat = 5.0
-    """Standard deviation of the latency, ms."""
-
-
-class UniformLatency(_DrawnLatency):
-    """Latency uniform in [low_ms, high_ms]."""
-
-    dist: Literal["uniform"] = "uniform"
-    """Uniform latency."""
-    low_ms: NonNegFloat = 5.0
-    """Lower bound, ms."""
-    high_ms: NonNegFloat = 15.0
-    """Upper bound, ms (>= low_ms)."""
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.high_ms < self.low_ms:
-            raise ValueError(f"high_ms ({self.high_ms}) must be >= low_ms ({self.low_ms})")
-        return self
 
 
 class TraceLatency(StrictModel):
@@ -417,56 +328,6 @@ class TransportConfig(StrictModel):
 # =========================================================================== churn
 
 
-class ExponentialSession(StrictModel):
-    """Exponential durations (memoryless)."""
-
-    dist: Literal["exponential"] = "exponential"
-    """Exponential distribution."""
-    mean_s: PosFloat = 600.0
-    """Mean duration, seconds."""
-
-
-class WeibullSession(StrictModel):
-    """Weibull durations with the given mean; shape < 1 gives heavy tails (many short, few long sessions)."""
-
-    dist: Literal["weibull"] = "weibull"
-    """Weibull distribution."""
-    mean_s: PosFloat = 600.0
-    """Mean duration, seconds (the scale is mean_s / Gamma(1 + 1/shape))."""
-    shape: PosFloat = 0.6
-    """Weibull shape k (1 = exponential)."""
-
-
-class LognormalSession(StrictModel):
-    """Log-normal durations with the given mean."""
-
-    dist: Literal["lognormal"] = "lognormal"
-    """Log-normal distribution."""
-    mean_s: PosFloat = 600.0
-    """Mean duration, seconds (mu = ln(mean_s) - sigma^2 / 2)."""
-    sigma: NonNegFloat = 1.0
-    """Standard deviation of the log of the duration."""
-
-
-class ConstantSession(StrictModel):
-    """Every duration equals mean_s (deterministic on/off cycles)."""
-
-    dist: Literal["constant"] = "constant"
-    """Fixed duration."""
-    mean_s: PosFloat = 600.0
-    """Duration, seconds."""
-
-
-SessionDist = _tagged(
-    "dist",
-    "exponential",
-    ExponentialSession,
-    WeibullSession,
-    LognormalSession,
-    ConstantSession,
-)
-
-
 class LateJoin(StrictModel):
     """Nodes that are offline at the start and join later (uniform time in [min_s, max_s])."""
 
@@ -577,37 +438,6 @@ class ListStragglers(_StragglerBase):
     """Speeds given per node."""
     speeds: Annotated[list[PosFloat], Field(min_length=1)]
     """Speed factor of node i (1 = nominal, 0.5 = twice as slow); one per node."""
-
-
-class UniformSpeed(StrictModel):
-    """Speeds uniform in [low, high]."""
-
-    dist: Literal["uniform"] = "uniform"
-    """Uniform speeds."""
-    low: PosFloat = 0.5
-    """Lowest speed."""
-    high: PosFloat = 1.5
-    """Highest speed (>= low)."""
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.high < self.low:
-            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
-        return self
-
-
-class LognormalSpeed(StrictModel):
-    """Log-normal speeds with the given mean (a long tail of slow and fast nodes)."""
-
-    dist: Literal["lognormal"] = "lognormal"
-    """Log-normal speeds."""
-    mean: PosFloat = 1.0
-    """Mean speed."""
-    sigma: NonNegFloat = 0.5
-    """Standard deviation of log-speed."""
-
-
-SpeedDist = _tagged("dist", "lognormal", UniformSpeed, LognormalSpeed)
 
 
 class DistStragglers(_StragglerBase):

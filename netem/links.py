@@ -85,30 +85,14 @@ class ConstantLatencyModel(LatencyModel):
 
 
 class DistLatencyModel(LatencyModel):
-    """Normal (truncated at 0), log-normal or uniform latency, per message or per link."""
+    """Latency drawn from a distribution (netem.distributions), per message or per link."""
 
     def __init__(self, cfg, seed: np.random.SeedSequence):
         self.cfg = cfg
         self.seed = seed
         self.rng = make_rng(seed, "latency")
         self.per_link = cfg.per == "link"
-        if isinstance(cfg, C.LognormalLatency):
-            cv2 = (cfg.std_ms / cfg.mean_ms) ** 2
-            self._sigma = math.sqrt(math.log1p(cv2))
-            self._mu = math.log(cfg.mean_ms / 1000) - self._sigma**2 / 2
-
-    def _draw(self, g: np.random.Generator) -> float:
-        cfg = self.cfg
-        if isinstance(cfg, C.NormalLatency):
-            mean, std = cfg.mean_ms / 1000, cfg.std_ms / 1000
-            for _ in range(1000):
-                x = g.normal(mean, std) if std > 0 else mean
-                if x >= 0.0:
-                    return float(x)
-            return 0.0
-        if isinstance(cfg, C.LognormalLatency):
-            return float(g.lognormal(self._mu, self._sigma))
-        return float(g.uniform(cfg.low_ms / 1000, cfg.high_ms / 1000))
+        self._draw = cfg.sampler().draw
 
     def link_constant(self, u: int, v: int) -> float | None:
         if not self.per_link:
@@ -230,7 +214,7 @@ def map_hosts(
 def make_latency_model(cfg, n: int, seed: np.random.SeedSequence, base_dir) -> LatencyModel:
     """The latency model of a link config (`cfg` is one of the Latency variants)."""
     if isinstance(cfg, C.ConstantLatency):
-        return ConstantLatencyModel(cfg.ms / 1000)
+        return ConstantLatencyModel(cfg.sampler().params[0])
     if isinstance(cfg, C.TraceLatency):
         from .tracefiles import cached_latency_matrix, resolve_latency
 

@@ -218,9 +218,6 @@ class Outages:
         w.append((start, end))
         w.sort()
 
-    def is_down(self, src: int, dst: int, t: float) -> bool:
-        return any(a <= t < b for a, b in self.windows.get((src, dst), ()))
-
     def overlap(self, src: int, dst: int, t0: float, t1: float) -> tuple[float, float] | None:
         """The first outage of src->dst that intersects the interval [t0, t1], if any."""
         for a, b in self.windows.get((src, dst), ()):

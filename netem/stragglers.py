@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import config as C
+from .distributions import exponential
 from .seeding import rng as make_rng
 
 
@@ -26,12 +27,7 @@ def base_speeds(cfg, n: int, seed: np.random.SeedSequence) -> np.ndarray:
     elif isinstance(cfg, C.ListStragglers):
         speeds = np.asarray(cfg.speeds, dtype=float)[:n].copy()
     elif isinstance(cfg, C.DistStragglers):
-        d = cfg.speed
-        if isinstance(d, C.UniformSpeed):
-            speeds = g.uniform(d.low, d.high, n)
-        else:
-            mu = math.log(d.mean) - d.sigma**2 / 2
-            speeds = g.lognormal(mu, d.sigma, n)
+        speeds = cfg.speed.sampler().draw(g, n)
     return speeds
 
 
@@ -60,20 +56,21 @@ class Stragglers:
 
     def _schedule(self, node, g, now, call_at, notify):
         tr = self.cfg.transient
-        gap = float(g.exponential(tr.mean_interval_s))
+        interval, duration = exponential(tr.mean_interval_s), exponential(tr.mean_duration_s)
+        gap = interval(g)
 
         def begin(t0):
             self.slow[node] = True
             self._speeds[node] = float(self.base[node]) / tr.slowdown
             notify(node, self._speeds[node], t0)
-            t1 = t0 + float(g.exponential(tr.mean_duration_s))
+            t1 = t0 + duration(g)
             call_at(t1, end, t1)
 
         def end(t1):
             self.slow[node] = False
             self._speeds[node] = float(self.base[node])
             notify(node, self._speeds[node], t1)
-            t2 = t1 + float(g.exponential(tr.mean_interval_s))
+            t2 = t1 + interval(g)
             call_at(t2, begin, t2)
 
         call_at(now + gap, begin, now + gap)

@@ -1,0 +1,54 @@
+"""Shared pieces of netem's config models: the strict base class, numeric
+aliases and tagged unions whose tag may be omitted."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0)]
+
+
+def _tagged(field: str, default: str, *models: type[BaseModel]):
+    """A union discriminated by `field`, which may be omitted (then `default` applies).
+
+    `loss: {mtu_bytes: 9000}` thus means the default model, a bare string is
+    shorthand for the tag (`topology: complete`), and an unknown value lists
+    the valid ones.
+    """
+    tags = [m.model_fields[field].default for m in models]
+
+    def tag_of(v):
+        if isinstance(v, dict):
+            return v.get(field, default)
+        return getattr(v, field, default)
+
+    def shorthand(v):
+        return {field: v} if isinstance(v, str) else v
+
+    members = tuple(Annotated[m, Tag(t)] for m, t in zip(models, tags))
+    return Annotated[
+        Union[members],
+        Discriminator(
+            tag_of,
+            custom_error_type="unknown_tag",
+            custom_error_message=f"unknown {field}; expected one of: {', '.join(tags)}",
+        ),
+        BeforeValidator(shorthand),
+    ]
+
+
+class StrictModel(BaseModel):
+    """Strict base: unknown keys, NaN and infinities are errors; defaults are validated."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        validate_default=True,
+        use_attribute_docstrings=True,
+    )
