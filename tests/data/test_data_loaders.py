@@ -41,7 +41,8 @@ def test_uci_har_original_layout(tmp_path):
     assert fd.input_shapes == {"acc": (3, 16), "gyro": (3, 16)} and fd.num_classes == 6
     assert len(fd.global_test) == 24 and fd.info["sizes"]["global_test_from"] == "dataset test split"
     assert fd.class_names[-1] == "LAYING"
-    assert sum(fd.info["sizes"]["agents_train"]) + sum(fd.info["sizes"]["agents_test"]) == 48
+    sizes = fd.info["sizes"]
+    assert sum(sizes["agents_train"]) + sum(sizes["agents_val"]) + sum(sizes["agents_test"]) == 48
     src = build_source(cfg, 0)
     assert abs(float(src.train.x["acc"].mean())) < 1e-5  # standardized on train statistics
     assert sorted(np.unique(src.groups)) == list(range(1, 9))
@@ -174,7 +175,7 @@ def test_npz_folder_with_test_split_and_groups(tmp_path):
     cfg = DataConfig.model_validate({"name": "npz", "path": str(tmp_path), "npz": {"groups_key": "g"},
                                      "partition": {"kind": "natural", "min_samples": 5}})
     fd = build_federated_data(cfg, [("a",), ("b",), ("a", "b"), ("a",)])
-    assert len(fd.global_test) == 10 and [len(ag.train) + len(ag.test) for ag in fd.agents] == [10] * 4
+    assert len(fd.global_test) == 10 and [len(ag.train) + len(ag.val) + len(ag.test) for ag in fd.agents] == [10] * 4
 
 
 def test_npz_lengths_disagree(tmp_path):
