@@ -15,11 +15,24 @@ from pathlib import Path
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INT = 0, 1, 2, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every command (and subcommand) takes --debug, -v and -q, before or after its name.
+
+    Defaults are suppressed here and set once on the top parser, so a
+    subcommand does not reset a flag given before it.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more console output")
+        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="warnings and the final summary only")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parse-sim", description=__doc__.splitlines()[0])
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more console output")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and the final summary only")
+    p = _Parser(prog="parse-sim", description=__doc__.splitlines()[0])
+    p.set_defaults(debug=False, verbose=0, quiet=False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario file")

@@ -44,6 +44,34 @@ def test_debug_shows_traceback(tmp_path, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "x.yaml", "-q", "--debug"],
+    ["-q", "run", "x.yaml", "--debug"],
+    ["--debug", "-q", "run", "x.yaml"],
+    ["-q", "--debug", "run", "x.yaml", "-v", "-v"],
+])
+def test_console_flags_anywhere(argv):
+    from parse_actors.cli import _parser
+
+    args = _parser().parse_args(argv)
+    assert (args.command, args.scenario, args.quiet, args.debug) == ("run", "x.yaml", True, True)
+    assert args.verbose == argv.count("-v")
+
+
+def test_console_flags_default_off():
+    from parse_actors.cli import _parser
+
+    args = _parser().parse_args(["validate", "a.yaml"])
+    assert (args.quiet, args.debug, args.verbose) == (False, False, 0)
+
+
+def test_debug_after_the_command_shows_traceback(tmp_path, capsys):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("seed: -1\n")
+    assert main(["run", str(bad), "--out", str(tmp_path / "r"), "--debug", "-q"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
 def test_schema_prints_json(capsys):
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "parse-sim scenario"
