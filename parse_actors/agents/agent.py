@@ -25,8 +25,13 @@ from .aggregation import Incoming, collect, merge_branch, mixing_weights
 from .archs import ARCHS, seconds_per_sample
 from .branches import BranchInfo
 from .config import AggregationConfig, LossConfig, ModelConfig, OptimConfig
-from .losses import fission_terms, mono_terms, term_weights, total_loss
+from .exchange import accepted
+from .losses import fission_terms, mono_terms, resolve_align, term_weights, total_loss
 from .methods import resolve, make_policy
+
+PAIRINGS = ("instance", "label")
+"""How a dataset's modalities are paired: by instance (one event seen by every
+sensor) or by label only (e.g. AV digits: an image and a clip of the same digit)."""
 from .model import DROP_KINDS, MODELS, BranchModel
 
 
@@ -86,20 +91,27 @@ class Agent:
         seed: int = 0,
         device: str | torch.device = "cpu",
         init_seed: int | None = None,
+        pairing: str = "instance",
     ) -> None:
         """`init_seed` (default `seed`) seeds parameter init, branch by branch: give
-        every agent the same one for a common initialisation."""
+        every agent the same one for a common initialisation. `pairing` says how
+        the data's modalities are paired ("instance" or "label"); it picks the
+        alignment when `loss.align` is `auto` (label -> supcon, instance -> InfoNCE)."""
+        if pairing not in PAIRINGS:
+            raise ValueError(f"agent {spec.agent_id}: pairing must be one of {PAIRINGS}, got {pairing!r}")
         self.spec = spec
         self.id = spec.agent_id
         self.method = method
         self.seed = int(seed)
+        self.pairing = pairing
         self.device = torch.device(device)
-        self.method_spec, self.model_cfg, self.loss_cfg = resolve(
+        self.method_spec, self.model_cfg, loss_cfg = resolve(
             method, _section(ModelConfig, model), _section(LossConfig, loss)
         )
+        self.loss_cfg = loss_cfg.model_copy(update={"align": resolve_align(loss_cfg.align, pairing)})
         self.optim_cfg = _section(OptimConfig, optim)
         self.agg_cfg = _section(AggregationConfig, aggregation)
-        self.policy = make_policy(method, self.agg_cfg)
+        self._policy = make_policy(method, self.agg_cfg)  # checks branches on receipt only
         self.num_classes = int(num_classes)
         shapes = {m: tuple(int(s) for s in v) for m, v in input_shapes.items()}
         missing = [m for m in spec.modalities if m not in shapes]
@@ -112,7 +124,6 @@ class Agent:
         self.net.activate(spec.modalities)
         self.net.to(self.device)
         self._terms_fn = fission_terms if self.method_spec.model == "fission" else mono_terms
-        self._weights = term_weights(self.loss_cfg) if self.method_spec.model == "fission" else {"ce": 1.0}
         self._rng = seed_rng(self.seed, "agent", "batches")
         self._perm: np.ndarray | None = None
         self._cursor = 0
@@ -150,6 +161,9 @@ class Agent:
         self._named = {k: dict(self.net.branches[k].named_parameters()) for k in self._keys}
         self._caps: dict[str, BranchInfo] = {k: self.net.info(k) for k in self._keys}
         self._cost: float | None = None
+        fission = self.method_spec.model == "fission"
+        self._weights = term_weights(self.loss_cfg, self.is_multimodal) if fission else {"ce": 1.0}
+        self._clip_params = [p for k in self._keys for p in self._named[k].values()]
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -164,18 +178,6 @@ class Agent:
     def capabilities(self) -> dict[str, BranchInfo]:
         """Branch key -> BranchInfo for every branch the active model uses."""
         return dict(self._caps)
-
-    def branches_for(self, neighbor_caps: Mapping[str, BranchInfo], round: int = 0) -> list[str]:
-        """Sorted branch keys to send this neighbour now, by the method's policy."""
-        return self.policy.select(self._caps, neighbor_caps, round)
-
-    def degrees(self, neighbors: Mapping[int, Mapping[str, BranchInfo]], round: int = 0) -> dict[str, int]:
-        """My degree on each branch's subgraph: how many neighbours I exchange it with."""
-        deg = {k: 0 for k in self._keys}
-        for caps in neighbors.values():
-            for k in self.branches_for(caps, round):
-                deg[k] += 1
-        return deg
 
     def cost_per_sample(self) -> float:
         """Virtual seconds to train on one sample at speed 1.0 (from layer shapes)."""
@@ -232,6 +234,7 @@ class Agent:
         b = max(1, min(int(batch_size), n))
         self._flatten_into(self._snap)
         net, opt, cfg, weights, terms_fn = self.net, self._opt, self.loss_cfg, self._weights, self._terms_fn
+        clip = self.optim_cfg.clip_grad_norm
         net.train()
         sums = None
         names: list[str] = []
@@ -243,6 +246,8 @@ class Agent:
             total = total_loss(terms, weights)
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(self._clip_params, clip, foreach=True)
             opt.step()
             vals = [total.detach(), *(t.detach() for t in terms.values())]
             if sums is None:
@@ -273,12 +278,21 @@ class Agent:
             out[k] = {n: p.detach().to("cpu", copy=True) for n, p in self.net.branches[k].named_parameters()}
         return out
 
-    def aggregate(self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int) -> dict:
+    def aggregate(
+        self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int, clock: int | None = None
+    ) -> dict:
         """Average each branch over self and the neighbours that sent it (fresh
-        enough, same names and shapes). Returns counts of what was merged and
-        ignored."""
+        enough, same names and shapes). `round` is the receiver's round (sync) or
+        cycle (async) for the staleness bound; `clock` (default `round`) is the
+        policy's phase clock (see `exchange`). An entry whose `caps` (the sender's
+        capabilities as this agent knows them) are given is checked on receipt:
+        a branch this agent's policy would not exchange with that sender at
+        `clock` is refused (`refused_ignored`). Returns counts of what was merged
+        and ignored."""
+        clock = round if clock is None else clock
         per_key, stale = collect(incoming, round, self.agg_cfg.staleness)
-        merged = entries = unknown = mismatched = 0
+        allowed: dict[int, frozenset[str]] = {}
+        merged = entries = unknown = mismatched = refused = 0
         for key, got in per_key.items():
             params = self._named.get(key)
             if params is None:
@@ -286,6 +300,12 @@ class Agent:
                 continue
             ok = []
             for sender, inc in got:
+                if inc.caps is not None:
+                    if sender not in allowed:
+                        allowed[sender] = accepted(self._policy, self._caps, inc.caps, clock)
+                    if key not in allowed[sender]:
+                        refused += 1
+                        continue
                 tensors = inc.branches[key]
                 if tensors.keys() == params.keys() and all(tensors[n].shape == p.shape for n, p in params.items()):
                     ok.append(inc)
@@ -304,6 +324,7 @@ class Agent:
             "stale_ignored": stale,
             "unknown_ignored": unknown,
             "mismatched_ignored": mismatched,
+            "refused_ignored": refused,
         }
 
     # -- evaluation ------------------------------------------------------------------

@@ -13,6 +13,12 @@ Key grammar (modset = sorted modalities joined by '+'):
   head/syn/<modset>             syn
   fusion/<modset>               head        monolithic: backbones -> embedding
   head/task                     head        monolithic classifier
+
+With `slice_keys: shared` (full alignment, `parse_share_all`) the slice keys
+drop the modality wherever shapes allow:
+  fission/red|uni|syn/<D>       red|uni|syn one projection per input width D
+  head/uni, head/syn            uni, syn
+  fusion/<number of modalities> syn
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from parse_actors.schema import StrictModel
 
@@ -30,14 +30,25 @@ class SliceRatio(StrictModel):
 
 
 class SliceWeights(StrictModel):
-    """Weight of each slice kind's logits in the prediction."""
+    """Weight of each slice kind's logits in the prediction.
+
+    The prediction is the weighted *mean* over the kinds the agent has: each
+    kind counts once (its per-modality logits averaged first), and the weights
+    are renormalised over the kinds present, so a unimodal agent (red, uni) and
+    a multimodal one (red, uni, syn) predict on the scale of one head."""
 
     red: float = Field(1.0, ge=0)
-    """Weight of the shared redundant head's logits (averaged over modalities)."""
+    """Weight of the red kind: the shared red head's logits averaged over the agent's modalities. Default 1 (kinds equal)."""
     uni: float = Field(1.0, ge=0)
-    """Weight of each modality's unique head's logits (summed over modalities)."""
+    """Weight of the uni kind: the unique heads' logits averaged over the agent's modalities. Default 1 (kinds equal)."""
     syn: float = Field(1.0, ge=0)
-    """Weight of the synergy head's logits (multimodal agents only)."""
+    """Weight of the syn kind: the synergy head's logits (multimodal agents only). Default 1 (kinds equal)."""
+
+    @model_validator(mode="after")
+    def _unimodal_has_a_head(self):
+        if self.red + self.uni <= 0:
+            raise ValueError("red + uni must be > 0: a unimodal agent predicts from its red and uni heads only")
+        return self
 
 
 class ModelConfig(StrictModel):
@@ -67,6 +78,8 @@ class ModelConfig(StrictModel):
     """Kernel length of the `conv1d` encoder."""
     gru_hidden: int = Field(32, ge=1, le=65_536)
     """Hidden width of the `gru` encoder (input (T, F); last hidden state is projected to D_m)."""
+    slice_keys: Literal["modality", "shared"] = "modality"
+    """How slice branches are keyed. `modality` (PARSE): projections and uni heads per modality (`fission/<m>/<kind>`, `head/uni/<m>`), fusion and syn head per modality set, so key matching itself is the partial alignment. `shared` (full alignment, method `parse_share_all`): one key per slice kind wherever shapes allow: `fission/<kind>/<input width>` (one projection for every modality of that backbone width, also inside an agent), `head/uni`, `head/syn`, `fusion/<number of modalities>`. Backbones stay per modality and architecture either way."""
     fusion_hidden: int = Field(64, ge=1, le=65_536)
     """Hidden width of the fusion MLP over the concatenated syn slices (PARSE)."""
     head_hidden: int = Field(0, ge=0)
@@ -90,22 +103,41 @@ class ModelConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    """Terms of the PARSE training loss (the monolithic baselines use only the prediction CE)."""
+    """Terms of the PARSE training loss (the monolithic baselines use only the prediction CE).
 
-    ce_weight: float = Field(1.0, ge=0)
-    """Weight of the cross-entropy of the prediction (weighted sum of the heads' logits)."""
+    Scale-neutral by construction: the cross-entropies share a unit budget
+    (`ce_weight` and `head_weight` are divided by their sum), and the prediction
+    is a weighted mean of head logits, so PARSE's gradient has the size of one
+    CE, like the baselines'; `lambda_align` and `lambda_orth` add small
+    regularisers on top."""
+
+    ce_weight: float = Field(0.5, ge=0)
+    """Share of the unit CE budget for the CE of the prediction (weighted mean of the heads' logits). Default 0.5: half the budget trains the ensemble the agent is scored on."""
     head_weight: float = Field(0.5, ge=0)
-    """Weight of the per-head cross-entropies (deep supervision): red (mean over modalities) + uni (mean over modalities) + syn."""
+    """Share of the unit CE budget for deep supervision: the per-head CEs (red over all modalities, uni averaged over modalities, syn for multimodal agents), split equally over the heads the agent has. Default 0.5: every slice must predict on its own (slice-drop inference, a red head useful to every neighbour)."""
     lambda_align: float = Field(0.1, ge=0)
-    """Weight of the cross-modal alignment of the red slices inside multimodal agents."""
-    align: Literal["infonce", "cosine"] = "infonce"
-    """Alignment term: symmetric InfoNCE over the batch, or 1 - cosine similarity of paired red slices."""
+    """Weight of the cross-modal alignment of the red slices inside multimodal agents. InfoNCE and supcon enter multiplied by `temperature` (their gradient would otherwise be 1/temperature times a CE's, i.e. 10x at 0.1, and dominate the CE budget). Default 0.1: a regulariser with a tenth of the CE budget's gradient."""
+    align: Literal["auto", "infonce", "supcon", "cosine"] = "auto"
+    """Alignment term. `infonce`: symmetric InfoNCE, sample i of one modality matches sample i of the other (instance-paired data); `supcon`: supervised contrastive (Khosla et al. 2020) over the red slices of all modalities, same label = positive (data paired by label); `cosine`: 1 - cosine similarity of paired red slices; `auto` (default): supcon when the agent's data is paired by label, InfoNCE when paired by instance (the Agent's `pairing`)."""
     temperature: float = Field(0.1, gt=0)
-    """Temperature of the InfoNCE alignment."""
+    """Temperature of InfoNCE and supcon. Default 0.1, the value of SimCLR / SupCon."""
     lambda_orth: float = Field(0.1, ge=0)
-    """Weight of the orthogonality term: mean squared cross-correlation between a modality's red, uni (and syn) slices."""
+    """Weight of the orthogonality term: mean squared cross-correlation between a modality's red, uni (and syn) slices. Default 0.1, a regulariser like `lambda_align`."""
+    orth_eps: float = Field(1e-3, gt=0)
+    """Variance floor of the orthogonality term: each channel is divided by sqrt(var + orth_eps), not by its norm, so a collapsed slice gives 0, not 0/0, and the term's gradient is at most 2/sqrt(batch * orth_eps) in norm. Default 1e-3: a std floor of ~0.03, well below the slices' healthy scale (~0.1..1), attenuating their correlation by < 10%."""
     logit_weights: SliceWeights = SliceWeights()
-    """Weights of the slice kinds' logits in the prediction."""
+    """Weights of the slice kinds' logits in the prediction (normalised over the kinds the agent has)."""
+
+    @model_validator(mode="after")
+    def _ce_budget(self):
+        if self.ce_weight + self.head_weight <= 0:
+            raise ValueError("ce_weight + head_weight must be > 0 (they share the unit CE budget)")
+        return self
+
+    def ce_shares(self) -> tuple[float, float]:
+        """(prediction CE, deep supervision) weights, normalised to sum to 1."""
+        total = self.ce_weight + self.head_weight
+        return self.ce_weight / total, self.head_weight / total
 
 
 class OptimConfig(StrictModel):
@@ -117,6 +149,8 @@ class OptimConfig(StrictModel):
     """SGD momentum (buffers survive aggregation and checkpoints)."""
     weight_decay: float = Field(0.0, ge=0)
     """L2 weight decay."""
+    clip_grad_norm: float | None = Field(5.0, gt=0)
+    """Clip each step's gradient (all of the agent's active parameters together) to this L2 norm; null: off. Applies to every method alike. Default 5: about 10x the gradient norm of a healthy step of either network at the default lr, so it leaves normal training alone and only stops the rare spike that would otherwise kill ReLUs or send a run to NaN."""
 
 
 class AggregationConfig(StrictModel):
@@ -127,5 +161,5 @@ class AggregationConfig(StrictModel):
     staleness: int = Field(1, ge=0)
     """Entries older than `round - staleness` are ignored."""
     harmony_switch: int = Field(10, ge=0)
-    """Round at which the `harmony` baseline moves from encoder gossip to fusion/head gossip among multimodal agents."""
+    """Phase clock value at which the `harmony` baseline moves from encoder gossip to fusion/head gossip among multimodal agents: the round index in sync mode, the evaluation period floor(virtual_time / eval_every_s) in async mode (a clock every agent agrees on)."""
 

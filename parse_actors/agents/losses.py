@@ -2,12 +2,17 @@
 which branches each one reaches.
 
 PARSE terms:
-  ce        CE of the prediction (weighted sum of the heads' logits)
+  ce        CE of the prediction (weighted mean of the heads' logits)
   head_red  CE of the shared red head on each modality's red slice (mean over modalities)
   head_uni  CE of each unique head (mean over modalities)
   head_syn  CE of the synergy head (multimodal agents)
-  align     cross-modal alignment of the red slices (multimodal agents)
+  align     cross-modal alignment of the red slices (multimodal agents; contrastive
+            terms x temperature, so their gradient has a CE's scale)
   orth      mean squared cross-correlation between a modality's slices
+
+Weights (`term_weights`): the CE terms share a unit budget, ce + the head terms
+= 1, the head share split equally over the heads the agent has; so PARSE's
+objective has the gradient scale of the baselines' single CE.
 """
 
 from __future__ import annotations
@@ -34,30 +39,82 @@ def cosine_align(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).mean()
 
 
-def alignment(reds: list[torch.Tensor], kind: str, temperature: float) -> torch.Tensor:
-    """Mean alignment over all modality pairs (needs >= 2 modalities)."""
+def supcon(views: list[torch.Tensor], y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, L_out) with the modalities
+    as the views: every (modality, sample) is an anchor, its positives are all
+    other (modality, sample) with the same label, its contrast set everything but
+    itself. With >= 2 views every anchor has a positive (its partner modality)."""
+    z = F.normalize(torch.cat(views, 0), dim=1)
+    labels = y.repeat(len(views))
+    n = len(z)
+    sim = z @ z.T / temperature
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(self_mask, float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~self_mask
+    log_prob = log_prob.masked_fill(~pos, 0.0)  # also clears the -inf diagonal
+    return -(log_prob.sum(1) / pos.sum(1)).mean()
+
+
+ALIGN_KINDS = ("infonce", "supcon", "cosine")
+
+
+def resolve_align(kind: str, pairing: str = "instance") -> str:
+    """`auto` -> supcon for data paired by label, InfoNCE for data paired by instance."""
+    if kind != "auto":
+        return kind
+    if pairing not in ("instance", "label"):
+        raise ValueError(f"pairing must be 'instance' or 'label', got {pairing!r}")
+    return "supcon" if pairing == "label" else "infonce"
+
+
+def alignment(reds: list[torch.Tensor], kind: str, temperature: float, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-modal alignment of the red slices (needs >= 2 modalities): InfoNCE and
+    cosine averaged over modality pairs, supcon over all modalities at once
+    (needs the labels `y`). `auto` means InfoNCE here (instance pairing); the
+    Agent resolves it from its data's pairing.
+
+    The contrastive terms are multiplied by the temperature (as SupCon's
+    reference code does, base temperature 1): their logits are similarities / T,
+    so unscaled their gradient is 1/T times a CE's; scaled, `lambda_align` weighs
+    a gradient of one CE's size at any temperature."""
+    kind = resolve_align(kind)
+    if kind == "supcon":
+        if y is None:
+            raise ValueError("supcon alignment needs the labels")
+        return temperature * supcon(reds, y, temperature)
     pairs = list(itertools.combinations(reds, 2))
     if kind == "infonce":
-        terms = [info_nce(a, b, temperature) for a, b in pairs]
-    else:
+        terms = [temperature * info_nce(a, b, temperature) for a, b in pairs]
+    elif kind == "cosine":
         terms = [cosine_align(a, b) for a, b in pairs]
+    else:
+        raise ValueError(f"unknown alignment {kind!r}; known: auto, {', '.join(ALIGN_KINDS)}")
     return torch.stack(terms).mean()
 
 
-def _standardize(z: torch.Tensor) -> torch.Tensor:
+def _standardize(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """Centre each channel and divide by sqrt(var + eps): a collapsed channel
+    becomes 0 (not 0/0) and the Jacobian's norm is at most 1/sqrt(eps)."""
     z = z - z.mean(0, keepdim=True)
-    return z / (z.norm(dim=0, keepdim=True) + 1e-6)
+    return z * torch.rsqrt(z.square().mean(0, keepdim=True) + eps)
 
 
-def orthogonality(slices: list[list[torch.Tensor]]) -> torch.Tensor:
+def orthogonality(slices: list[list[torch.Tensor]], eps: float = 1e-3) -> torch.Tensor:
     """Mean squared cross-correlation (over the batch) between every two slices of
     the same modality; 0 when they carry linearly unrelated features. Works for
-    slices of different widths. `slices[j]` holds modality j's slices."""
+    slices of different widths. `slices[j]` holds modality j's slices.
+
+    Each channel is scaled by 1/sqrt(var + eps) instead of 1/norm, so for a batch
+    of n the gradient with respect to any slice has norm <= 2/sqrt(n * eps)
+    (each correlation is <= 1 and its gradient <= 1/sqrt(n * eps)), and a
+    collapsed (constant) slice gives 0 with a zero gradient."""
     terms = []
     for per_mod in slices:
-        z = [_standardize(s) for s in per_mod]
+        z = [_standardize(s, eps) for s in per_mod]
+        n = len(z[0])
         for a, b in itertools.combinations(z, 2):
-            terms.append((a.T @ b).square().mean())
+            terms.append((a.T @ b / n).square().mean())
     return torch.stack(terms).mean()
 
 
@@ -65,8 +122,9 @@ def fission_terms(
     out: FissionOut, y: torch.Tensor, cfg: LossConfig, skip_unweighted: bool = False
 ) -> dict[str, torch.Tensor]:
     """Every PARSE loss term that applies, unweighted (terms whose weight is 0 are
-    not computed when `skip_unweighted`)."""
-    w = term_weights(cfg)
+    not computed when `skip_unweighted`). `cfg.align == "auto"` means InfoNCE
+    here; the Agent passes a config with the alignment resolved from its pairing."""
+    w = term_weights(cfg, out.syn_logits is not None)
 
     def want(name: str) -> bool:
         return not skip_unweighted or w[name] != 0.0
@@ -83,23 +141,29 @@ def fission_terms(
         if want("head_syn"):
             terms["head_syn"] = F.cross_entropy(out.syn_logits, y)
         if want("align"):
-            terms["align"] = alignment(out.red, cfg.align, cfg.temperature)
+            terms["align"] = alignment(out.red, cfg.align, cfg.temperature, y)
     if want("orth"):
         if out.syn is not None:
             slices = [[r, u, s] for r, u, s in zip(out.red, out.uni, out.syn)]
         else:
             slices = [[r, u] for r, u in zip(out.red, out.uni)]
-        terms["orth"] = orthogonality(slices)
+        terms["orth"] = orthogonality(slices, cfg.orth_eps)
     return terms
 
 
-def term_weights(cfg: LossConfig) -> dict[str, float]:
+def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
+    """Weight of each term. The CE terms share a unit budget: `ce` gets
+    ce_weight / (ce_weight + head_weight), the heads the rest split equally over
+    the agent's heads (red and uni; syn too when `multimodal`). A unimodal agent
+    has no `head_syn` or `align` term; their weights are listed as 0."""
+    ce, heads = cfg.ce_shares()
+    per_head = heads / (3 if multimodal else 2)
     return {
-        "ce": cfg.ce_weight,
-        "head_red": cfg.head_weight,
-        "head_uni": cfg.head_weight,
-        "head_syn": cfg.head_weight,
-        "align": cfg.lambda_align,
+        "ce": ce,
+        "head_red": per_head,
+        "head_uni": per_head,
+        "head_syn": per_head if multimodal else 0.0,
+        "align": cfg.lambda_align if multimodal else 0.0,
         "orth": cfg.lambda_orth,
     }
 

@@ -104,9 +104,6 @@ class BranchModel(nn.Module):
     def info(self, key: str) -> BranchInfo:
         return info_of(key, self.kinds[key], self.branches[key])
 
-    def branch_params(self, key: str) -> list[nn.Parameter]:
-        return list(self.branches[key].parameters())
-
     def activate(self, mods: Sequence[str]) -> None:
         self.ensure(mods)
         self.mods = tuple(sorted(mods))
@@ -144,18 +141,38 @@ class FissionOut:
     syn_logits: torch.Tensor | None
 
     def prediction(self, w: SliceWeights, drop: str | None = None) -> torch.Tensor:
-        """Weighted sum of the heads' logits, optionally without one slice kind."""
+        """Weighted mean of the heads' logits, optionally without one slice kind.
+
+        Each kind the agent has counts once: red = the shared red head averaged
+        over modalities, uni = the unique heads averaged over modalities, syn =
+        the synergy head (multimodal agents). The weights are renormalised over
+        the kinds present, so every agent predicts on the scale of one head
+        (identical heads give exactly that head's logits). When the kinds left
+        all weigh 0 (a drop), the prediction is all zeros: no information."""
         parts = []
-        if drop != "red":
-            parts.append(self.red_logits.mean(0) * w.red)
-        if drop != "uni":
-            parts.append(torch.stack(self.uni_logits).sum(0) * w.uni)
-        if drop != "syn" and self.syn_logits is not None:
-            parts.append(self.syn_logits * w.syn)
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p
-        return out
+        if drop != "red" and w.red > 0:
+            parts.append((w.red, _mean(list(self.red_logits))))
+        if drop != "uni" and w.uni > 0:
+            parts.append((w.uni, _mean(self.uni_logits)))
+        if drop != "syn" and self.syn_logits is not None and w.syn > 0:
+            parts.append((w.syn, self.syn_logits))
+        if not parts:
+            return torch.zeros_like(self.red_logits[0])
+        return _mean([p for _, p in parts], [wk for wk, _ in parts])
+
+
+def _mean(ts: Sequence[torch.Tensor], ws: Sequence[float] | None = None) -> torch.Tensor:
+    """Weighted mean sum_k w_k t_k / sum_k w_k, computed as t_0 + sum_k (w_k / W)(t_k - t_0):
+    the same value, but exactly t_0 when every t_k equals it (no rounding of
+    w/W * t), so identical heads predict exactly their own logits."""
+    if len(ts) == 1:
+        return ts[0]
+    ws = [1.0] * len(ts) if ws is None else ws
+    total = float(sum(ws))
+    out = ts[0]
+    for w, t in zip(ws[1:], ts[1:]):
+        out = out + (t - ts[0]) * (w / total)
+    return out
 
 
 class FissionModel(BranchModel):
@@ -166,21 +183,40 @@ class FissionModel(BranchModel):
         self.widths = self.cfg.slice_widths()
         self._split_sizes = [self.widths["red"], self.widths["uni"], self.widths["syn"]]
 
+    @property
+    def shared(self) -> bool:
+        """Modality-agnostic slice keys (`slice_keys: shared`, full alignment)."""
+        return self.cfg.slice_keys == "shared"
+
+    def slice_key(self, role_: str, kind: str, m: str | None = None, mods: Sequence[str] = ()) -> str:
+        """The key of a slice branch under the configured scheme: `role_` is
+        `fission` (needs `m`), `head` (uni needs `m`, syn needs `mods`) or
+        `fusion` (needs `mods`)."""
+        if role_ == "fission":
+            return f"fission/{kind}/{self.cfg.width_of(m)}" if self.shared else f"fission/{m}/{kind}"
+        if role_ == "fusion":
+            return f"fusion/{len(mods)}" if self.shared else f"fusion/{modset(mods)}"
+        if kind == "red":
+            return "head/red"
+        if self.shared:
+            return f"head/{kind}"
+        return f"head/uni/{m}" if kind == "uni" else f"head/syn/{modset(mods)}"
+
     def plan(self, mods: Sequence[str]) -> dict[str, str]:
         mods = sorted(mods)
         multi = len(mods) >= 2
         keys = {"head/red": "red"}
         for m in mods:
             keys[f"backbone/{m}/{self.archs[m]}"] = "encoder"
-            keys[f"head/uni/{m}"] = "uni"
+            keys[self.slice_key("head", "uni", m)] = "uni"
             if self.cfg.fission == "project":
-                keys[f"fission/{m}/red"] = "red"
-                keys[f"fission/{m}/uni"] = "uni"
+                keys[self.slice_key("fission", "red", m)] = "red"
+                keys[self.slice_key("fission", "uni", m)] = "uni"
                 if multi:
-                    keys[f"fission/{m}/syn"] = "syn"
+                    keys[self.slice_key("fission", "syn", m)] = "syn"
         if multi:
-            keys[f"fusion/{modset(mods)}"] = "syn"
-            keys[f"head/syn/{modset(mods)}"] = "syn"
+            keys[self.slice_key("fusion", "syn", mods=mods)] = "syn"
+            keys[self.slice_key("head", "syn", mods=mods)] = "syn"
         return keys
 
     def kind_of(self, key: str) -> str:
@@ -188,10 +224,10 @@ class FissionModel(BranchModel):
         if parts[0] == "backbone":
             return "encoder"
         if parts[0] == "fission":
-            return parts[2]
+            return parts[1] if self.shared else parts[2]
         if parts[0] == "fusion":
             return "syn"
-        return parts[1]  # head/red, head/uni/<m>, head/syn/<modset>
+        return parts[1]  # head/red, head/uni[/<m>], head/syn[/<modset>]
 
     def _make(self, key: str) -> nn.Module:
         parts = key.split("/")
@@ -201,6 +237,8 @@ class FissionModel(BranchModel):
             out = cfg.width_of(m) if cfg.fission == "project" else sum(self._split_sizes)
             return build_encoder(arch, self.input_shapes[m], out, cfg)
         if parts[0] == "fission":
+            if self.shared:
+                return nn.Linear(int(parts[2]), w[parts[1]])
             return nn.Linear(cfg.width_of(parts[1]), w[parts[2]])
         if key == "head/red":
             return _head(w["red"], c, cfg.head_hidden)
@@ -209,7 +247,7 @@ class FissionModel(BranchModel):
         if parts[:2] == ["head", "syn"]:
             return _head(cfg.fusion_hidden, c, cfg.head_hidden)
         if parts[0] == "fusion":
-            k = len(parts[1].split("+"))
+            k = int(parts[1]) if self.shared else len(parts[1].split("+"))
             return nn.Sequential(nn.Linear(k * w["syn"], cfg.fusion_hidden), nn.ReLU())
         raise KeyError(f"not a PARSE branch key: {key!r}")
 
@@ -218,22 +256,23 @@ class FissionModel(BranchModel):
         b = self.branches
         multi = len(self.mods) >= 2
         project = self.cfg.fission == "project"
-        ms = modset(self.mods)
+        mods = self.mods
+        sk = self.slice_key
         self._fast = _Refs(
             enc=[
                 (
                     m,
                     b[f"backbone/{m}/{self.archs[m]}"],
-                    b[f"fission/{m}/red"] if project else None,
-                    b[f"fission/{m}/uni"] if project else None,
-                    b[f"fission/{m}/syn"] if project and multi else None,
+                    b[sk("fission", "red", m)] if project else None,
+                    b[sk("fission", "uni", m)] if project else None,
+                    b[sk("fission", "syn", m)] if project and multi else None,
                 )
-                for m in self.mods
+                for m in mods
             ],
             head_red=b["head/red"],
-            head_uni=[b[f"head/uni/{m}"] for m in self.mods],
-            fusion=b[f"fusion/{ms}"] if multi else None,
-            head_syn=b[f"head/syn/{ms}"] if multi else None,
+            head_uni=[b[sk("head", "uni", m)] for m in mods],
+            fusion=b[sk("fusion", "syn", mods=mods)] if multi else None,
+            head_syn=b[sk("head", "syn", mods=mods)] if multi else None,
             multi=multi,
             project=project,
         )

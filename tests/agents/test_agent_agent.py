@@ -72,12 +72,14 @@ def test_train_steps_result_and_last_update(make_agent):
 
 @pytest.mark.parametrize("method", ["parse", "dsgd_full"])
 def test_training_learns(make_agent, method):
-    """A label that is a simple function of the inputs gets learned."""
+    """A label that is a simple function of the inputs gets learned. (A weak
+    signal in noise: PARSE, whose regularisers act on noise here, needs about
+    twice the steps of the monolithic model; both get the same budget.)"""
     a = make_agent("IA", method=method, seed=3)
     d = random_data(a.modalities, n=256, num_classes=2, seed=1)
     d.y[:] = (d.x["audio"].mean((1, 2)) + d.x["image"].mean((1, 2, 3)) > 0).astype(np.int64)
     first = a.train_steps(d, 5, 64)["terms"]["ce"]
-    for _ in range(8):
+    for _ in range(16):
         last = a.train_steps(d, 20, 64)["terms"]["ce"]
     assert last < 0.6 * first
     acc, loss = a.evaluate(d)
@@ -153,13 +155,12 @@ def test_slice_drop_inference(make_agent):
     x, y = a._inputs(d)
     with torch.no_grad():
         out = a.net(x)
-    w = a.loss_cfg.logit_weights
-    full = out.red_logits.mean(0) * w.red + torch.stack(out.uni_logits).sum(0) * w.uni + out.syn_logits * w.syn
-    manual = {
-        None: full,
-        "red": full - out.red_logits.mean(0) * w.red,
-        "uni": full - torch.stack(out.uni_logits).sum(0) * w.uni,
-        "syn": full - out.syn_logits * w.syn,
+    red, uni, syn = out.red_logits.mean(0), torch.stack(out.uni_logits).mean(0), out.syn_logits
+    manual = {  # weighted mean over the kinds left (default weights 1)
+        None: (red + uni + syn) / 3,
+        "red": (uni + syn) / 2,
+        "uni": (red + syn) / 2,
+        "syn": (red + uni) / 2,
     }
     for kind, logits in manual.items():
         acc, loss = a.evaluate(d, drop_kind=kind, batch_size=16)
@@ -193,13 +194,6 @@ def test_export_unknown_branch(make_agent):
         make_agent("I").export(["head/syn/audio+image"])
 
 
-def test_degrees(make_agent):
-    a = make_agent("IA")
-    nbrs = {1: make_agent("I").capabilities(), 2: make_agent("IA").capabilities(), 3: make_agent("A").capabilities()}
-    d = a.degrees(nbrs)
-    assert d["head/red"] == 3 and d["backbone/image/cnn"] == 2 and d["fusion/audio+image"] == 1
-
-
 def test_no_ray_or_simpy_import():
     code = "import sys, parse_actors.agents; print(any(m in sys.modules for m in ('ray', 'simpy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -228,3 +222,11 @@ def test_global_rng_untouched(make_agent, data):
     a.cost_per_sample()
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert all(np.array_equal(x, y) for x, y in zip(np.random.get_state(), np_state))
+
+
+def test_share_all_gain_modality_builds_shared_slices(make_agent):
+    """Full alignment: a gained modality reuses the agent's projections of its width."""
+    a = make_agent("I", method="parse_share_all")
+    assert a.set_modalities(["image", "audio"]) == ["backbone/audio/mlp", "fission/syn/12", "fusion/2", "head/syn"]
+    a.train_steps(random_data(("image", "audio")), 2, 8)
+    assert a.set_modalities(["image", "audio", "text"]) == ["backbone/text/mlp", "fusion/3"]

@@ -1,12 +1,17 @@
-"""Per-branch gossip averaging: weights, consensus on the holders' mean, staleness."""
+"""Per-branch gossip averaging: weights, consensus on the holders' mean, staleness.
+
+The gossip rounds here use `exchange.plan_exchange` / `degrees` and check every
+branch on receipt (`Incoming.caps`), as runs do."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parse_actors.agents import AggregationConfig, Incoming, mixing_weights
+from parse_actors.agents import AggregationConfig, Incoming, make_policy, mixing_weights
+from parse_actors.agents.exchange import degrees, plan_exchange
 
 TYPES_ON_GRAPH = ["I", "A", "IA", "IAT", "Im", "IA", "I"]
 # ring 0..6 plus chords: connected, every branch subgraph has a few components
@@ -41,21 +46,27 @@ def _neighbors():
     return nb
 
 
-def _gossip_round(agents, nb, rnd):
+def _gossip_round(agents, nb, rnd, method="parse"):
+    policy = make_policy(method)
     caps = {i: a.capabilities() for i, a in agents.items()}
-    deg = {i: a.degrees({j: caps[j] for j in nb[i]}, rnd) for i, a in agents.items()}
+    plans = {i: plan_exchange(policy, caps[i], {j: caps[j] for j in nb[i]}, rnd) for i in agents}
+    deg = {i: degrees(plans[i]) for i in agents}
     inbox = {i: [] for i in agents}
     for i, a in agents.items():
-        for j in sorted(nb[i]):
-            keys = a.branches_for(caps[j], rnd)
-            if keys:
-                inbox[j].append(Incoming(sender=i, round=rnd, branches=a.export(keys), degree=deg[i]))
+        for j, keys in plans[i].items():
+            inbox[j].append(Incoming(sender=i, round=rnd, branches=a.export(keys), degree=deg[i], caps=caps[i]))
     return [agents[i].aggregate(inbox[i], deg[i], rnd) for i in agents]
 
 
-def _components(agents, nb, key):
+def _components(agents, nb, key, method="parse"):
     """Connected components of the subgraph of agents that exchange `key`."""
+    policy = make_policy(method)
     holders = {i for i, a in agents.items() if key in a.capabilities()}
+
+    def exchanges(u, v):
+        plan = plan_exchange(policy, agents[u].capabilities(), {v: agents[v].capabilities()}, 0)
+        return key in plan.get(v, [])
+
     comps, seen = [], set()
     for s in sorted(holders):
         if s in seen:
@@ -66,7 +77,7 @@ def _components(agents, nb, key):
             if u in comp:
                 continue
             comp.add(u)
-            stack += [v for v in nb[u] if v in holders and key in agents[u].branches_for(agents[v].capabilities())]
+            stack += [v for v in nb[u] if v in holders and exchanges(u, v)]
         seen |= comp
         comps.append(sorted(comp))
     return comps
@@ -76,23 +87,24 @@ def _flat(agent, key):
     return torch.cat([t.reshape(-1) for t in agent.export([key])[key].values()]).double()
 
 
-def _run(make_agent, scheme, rounds):
+def _run(make_agent, scheme, rounds, method="parse"):
     agents = {
-        i: make_agent(t, seed=100 + i, agent_id=i, aggregation=AggregationConfig(weights=scheme))
+        i: make_agent(t, method=method, seed=100 + i, agent_id=i, aggregation=AggregationConfig(weights=scheme))
         for i, t in enumerate(TYPES_ON_GRAPH)
     }
     nb = _neighbors()
     keys = sorted({k for a in agents.values() for k in a.capabilities()})
     start = {(i, k): _flat(a, k) for i, a in agents.items() for k in a.capabilities()}
-    comps = {k: _components(agents, nb, k) for k in keys}
+    comps = {k: _components(agents, nb, k, method) for k in keys}
     for r in range(rounds):
-        stats = _gossip_round(agents, nb, r)
-        assert all(s["stale_ignored"] == 0 and s["mismatched_ignored"] == 0 for s in stats)
+        stats = _gossip_round(agents, nb, r, method)
+        assert all(s["stale_ignored"] == s["mismatched_ignored"] == s["refused_ignored"] == 0 for s in stats)
     return agents, keys, start, comps
 
 
-def test_metropolis_gossip_reaches_holders_mean(make_agent):
-    agents, keys, start, comps = _run(make_agent, "metropolis", 250)
+@pytest.mark.parametrize("method", ["parse", "parse_share_all"])
+def test_metropolis_gossip_reaches_holders_mean(make_agent, method):
+    agents, keys, start, comps = _run(make_agent, "metropolis", 250, method)
     assert any(len(c) >= 3 for cs in comps.values() for c in cs)
     for k in keys:
         for comp in comps[k]:

@@ -19,7 +19,7 @@ MODSETS = [s for r in (1, 2, 3) for s in itertools.combinations(sorted(SHAPES), 
 def _agents():
     for mods in MODSETS:
         for archs in itertools.product(*(ARCH_OK[m] for m in mods)):
-            for method in ("parse", "parse_split", "dsgd_full"):
+            for method in ("parse", "parse_split", "parse_share_all", "dsgd_full"):
                 spec = AgentSpec(0, mods, dict(zip(mods, archs)))
                 yield Agent(spec, SHAPES, 3, model=SMALL, method=method, seed=0)
 
@@ -78,6 +78,16 @@ def test_kinds_by_key(make_agent):
     assert caps["head/red"].kind == "red" and caps["fission/audio/red"].kind == "red"
     assert caps["head/uni/audio"].kind == "uni" and caps["fission/image/uni"].kind == "uni"
     assert caps["fusion/audio+image"].kind == caps["head/syn/audio+image"].kind == caps["fission/image/syn"].kind == "syn"
+    shared = make_agent("IAT", method="parse_share_all").capabilities()
+    assert {k: i.kind for k, i in shared.items() if not k.startswith("backbone/")} == {
+        "fission/red/12": "red",
+        "fission/uni/12": "uni",
+        "fission/syn/12": "syn",
+        "head/red": "red",
+        "head/uni": "uni",
+        "head/syn": "syn",
+        "fusion/3": "syn",
+    }
     mono = make_agent("IA", method="dsgd_full").capabilities()
     assert {k: i.kind for k, i in mono.items()} == {
         "backbone/audio/conv1d": "encoder",

@@ -42,8 +42,11 @@ def _accuracy(mods, label, steps=800):
 
 @pytest.fixture(scope="module")
 def results():
+    # XOR through the syn path (a third of the unit CE budget, one projection
+    # deeper than a monolithic network) leaves its plateau after ~1600 steps at
+    # this lr (a monolithic network: ~400), so that case trains longer
     return {
-        (mods, label): _accuracy(mods, label)
+        (mods, label): _accuracy(mods, label, steps=2000 if (mods, label) == (("a", "b"), "syn") else 800)
         for mods in [("a", "b"), ("a",)]
         for label in ("syn", "red")
     }
