@@ -11,9 +11,10 @@ engine drives it; everything here is deterministic given the agent's seed.
 
 Modules: config (scenario sections), archs (encoder registry, cost model),
 branches (keys, kinds, signatures), model (fission and monolithic networks),
-losses, policies (what goes to whom), methods (method -> network, loss
-overrides, policy), aggregation (per-branch gossip averaging), conflict
-(gradient-conflict instrument), agent (the facade).
+losses, policies (what goes to whom), exchange (the one exchange plan: what is
+sent to each neighbour, degrees, the check on receipt), methods (method ->
+network, loss overrides, policy), aggregation (per-branch gossip averaging),
+conflict (gradient-conflict instrument), agent (the facade).
 """
 
 from .agent import Agent, AgentSpec
@@ -22,6 +23,7 @@ from .archs import ARCHS, build_encoder
 from .branches import KINDS, BranchInfo, capability_nbytes, modalities_of, payload_nbytes, prioritize
 from .config import AggregationConfig, LossConfig, ModelConfig, OptimConfig, SliceRatio, SliceWeights
 from .conflict import gradient_conflict
+from .exchange import accepted, accepts, plan_exchange
 from .methods import METHOD_SPECS, METHODS, MethodSpec, make_policy, method_spec
 from .policies import SharingPolicy
 
@@ -42,6 +44,8 @@ __all__ = [
     "SharingPolicy",
     "SliceRatio",
     "SliceWeights",
+    "accepted",
+    "accepts",
     "build_encoder",
     "capability_nbytes",
     "gradient_conflict",
@@ -50,5 +54,6 @@ __all__ = [
     "mixing_weights",
     "modalities_of",
     "payload_nbytes",
+    "plan_exchange",
     "prioritize",
 ]
