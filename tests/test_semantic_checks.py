@@ -305,3 +305,60 @@ def test_run_refuses_before_creating_the_run_directory(tmp_path, capsys):
     assert err.strip().splitlines() == [f"{f}: network.topology.rows: grid 3 x 3 does not fit 8 nodes "
                                         "(rows * cols must equal n)"]
     assert not out.exists()
+
+
+# -- rules a run used to find only when it reached them: now caught by validate (exit 2)
+
+
+def test_negative_task_seed_fails_validate(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("data: {synthetic: {task_seed: -1}}\n")
+    assert main(["validate", str(f)]) == 2
+    assert capsys.readouterr().err.strip() == f"{f}: data.synthetic.task_seed: expected a number >= 0, got -1"
+
+
+@pytest.mark.parametrize("name", ["synthetic", "av_digits"])
+def test_natural_partition_needs_groups(tmp_path, name):
+    e = error_of(tmp_path, f"data: {{name: {name}, partition: {{kind: natural}}}}\n")
+    assert (e.path, e.message) == ("data.partition.kind",
+                                   "natural partition needs a dataset with groups (subjects or speakers)")
+
+
+def test_natural_partition_with_groups_passes(tmp_path):
+    sc = loads(tmp_path, """
+        agents: {groups: [{modalities: [acc], count: 2}, {modalities: [acc, gyro], count: 2}]}
+        data: {name: watch_imu, partition: {kind: natural}}
+        """)
+    assert sc.data.partition.kind == "natural"
+
+
+def test_schedule_losing_a_modality_the_agent_lacks(tmp_path):
+    # agent 0 is in the default image-only group: it cannot lose audio
+    e = error_of(tmp_path, "data: {schedule: [{agent: 0, modality: audio, at_s: 1}]}\n")
+    assert (e.path, e.message) == ("data.schedule.0", "agent 0 loses 'audio' at 1 s but does not hold it then")
+
+
+def test_schedule_losing_the_last_modality(tmp_path):
+    e = error_of(tmp_path, "data: {schedule: [{agent: 0, modality: image, at_s: 2.5}]}\n")
+    assert (e.path, e.message) == ("data.schedule.0", "agent 0 would hold no modality after losing 'image' at 2.5 s")
+
+
+def test_npz_groups_key_missing_fails_validate(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", image=np.zeros((40, 3), np.float32), audio=np.zeros((40, 2), np.float32),
+             y=np.arange(40) % 2)
+    e = error_of(tmp_path, "data: {name: npz, path: d.npz, npz: {groups_key: subject}}\n")
+    assert (e.path, e.message) == ("data.npz.groups_key", "d.npz has no array 'subject'")
+
+
+@pytest.mark.parametrize("bad", ["a.b", "a/b", "a+b", "1a", "a-b", ""])
+def test_one_modality_name_rule_for_agent_groups(tmp_path, bad):
+    e = error_of(tmp_path, f"agents: {{groups: [{{modalities: ['{bad}'], count: 1}}]}}\n")
+    assert (e.path, e.message) == ("agents.groups.0.modalities",
+                                   f"modality name {bad!r} must be an identifier (letters, digits, _)")
+
+
+def test_repeated_modality_names(tmp_path):
+    e = error_of(tmp_path, "agents: {groups: [{modalities: [image, image], count: 1}]}\n")
+    assert (e.path, e.message) == ("agents.groups.0.modalities", "modality names repeat: ['image', 'image']")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .types import ModalData
+from .types import ModalData, SourceData
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -81,8 +81,6 @@ def save(src, key: str, cache_dir=None) -> Path:
 
 def load(key: str, cache_dir=None):
     """The cached SourceData, or None (missing, unreadable or inconsistent entry)."""
-    from .sources import SourceData
-
     path = entry_path(key, cache_dir)
     if not path.exists():
         return None

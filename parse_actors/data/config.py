@@ -32,196 +32,17 @@ relative to the scenario file).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from ..schema import StrictModel
+from .datasets.synthetic import PRESET_MIX, MixConfig, SyntheticConfig  # noqa: F401 - importable from here
 from .errors import DataError
-
-DATASETS = ("synthetic", "av_digits", "watch_imu", "uci_har", "avmnist", "cremad", "npz")
-PATH_DATASETS = ("uci_har", "avmnist", "cremad", "npz")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _check_names(names: Sequence[str]) -> list[str]:
-    names = list(names)
-    for m in names:
-        if not _NAME.match(m):
-            raise ValueError(f"modality name {m!r} must be an identifier (letters, digits, _)")
-    if len(set(names)) != len(names):
-        raise ValueError(f"modality names repeat: {names}")
-    return names
-
-
-class MixConfig(StrictModel):
-    """Weights of the three kinds of label information (each term's score is
-    scaled to unit variance, then multiplied by its weight)."""
-
-    redundant: float = Field(0.0, ge=0)
-    """Weight of the part every modality sees."""
-    unique: float = Field(0.0, ge=0)
-    """Total weight of the per-modality unique parts (split evenly over modalities)."""
-    synergy: float = Field(0.0, ge=0)
-    """Total weight of the synergy terms (modular sum of codes held by different modalities)."""
-
-    @model_validator(mode="after")
-    def _not_all_zero(self):
-        if self.redundant + self.unique + self.synergy <= 0:
-            raise ValueError("at least one of redundant, unique, synergy must be > 0")
-        return self
-
-
-class SyntheticConfig(StrictModel):
-    """Synthetic data with known partial-information-decomposition ground truth
-    (see parse_actors.data.synthetic for the exact generative model)."""
-
-    preset: Literal["redundancy", "uniqueness", "synergy", "mixed"] = "mixed"
-    """Which kind of information decides the label: redundancy (the part all modalities share), uniqueness (each modality's own part), synergy (only a combination of modalities reveals it) or mixed (all three)."""
-    mix: MixConfig | None = None
-    """Explicit weights {redundant, unique, synergy}; overrides the preset's."""
-    modalities: list[str] = Field(default_factory=lambda: ["image", "audio"], min_length=1)
-    """Modality names, any number >= 1 (e.g. [image, audio, text])."""
-    num_classes: int = Field(4, ge=2, le=1000)
-    """Number of classes."""
-    n_samples: int = Field(12000, ge=2, le=20_000_000)
-    """Samples generated in all (agents' train and test splits plus the global test set)."""
-    dim: int | dict[str, int] = 32
-    """Feature size per modality: one number for all, or {modality: size}."""
-    shapes: dict[str, list[int]] | None = None
-    """Optional per-sample shape per modality (e.g. {image: [1, 8, 8]}); its product must equal that modality's dim. Default: flat (dim,)."""
-    redundant_dim: int | None = Field(None, ge=1)
-    """Size of the shared (redundant) Gaussian latent; null: max(4, num_classes - 1), enough for every class to be reachable."""
-    unique_dim: int | None = Field(None, ge=1)
-    """Size of each modality's unique Gaussian latent; null: max(4, num_classes - 1)."""
-    synergy_dim: int = Field(4, ge=1)
-    """Size of the embedding of each synergy code a modality holds."""
-    nuisance_dim: int = Field(0, ge=0)
-    """Size of each modality's label-free Gaussian latent (distractor)."""
-    synergy_order: int = Field(2, ge=2)
-    """How many modalities each synergy term combines; one term per subset of that size."""
-    noise: float = Field(0.5, ge=0)
-    """Std of the Gaussian noise added to every feature (the projected signal has unit variance per feature)."""
-    label_noise: float = Field(0.0, ge=0, lt=1)
-    """Probability that a label is replaced by a uniformly random class."""
-    task_seed: int | None = None
-    """Seed of the task itself (projections, label function); null: the run seed. Fix it to keep one task across run seeds."""
-
-    @field_validator("modalities")
-    @classmethod
-    def _names(cls, v):
-        return _check_names(v)
-
-    def latent_dims(self) -> tuple[int, int]:
-        """(redundant, unique) latent sizes with the automatic defaults filled in."""
-        auto = max(4, self.num_classes - 1)
-        return (self.redundant_dim or auto, self.unique_dim or auto)
-
-    def dims(self) -> dict[str, int]:
-        if isinstance(self.dim, int):
-            return {m: self.dim for m in self.modalities}
-        return {m: self.dim.get(m, 0) for m in self.modalities}
-
-    def shape_of(self, m: str) -> tuple[int, ...]:
-        if self.shapes and m in self.shapes:
-            return tuple(self.shapes[m])
-        return (self.dims()[m],)
-
-    def weights(self) -> dict[str, float]:
-        if self.mix is not None:
-            return self.mix.model_dump()
-        return dict(PRESET_MIX[self.preset])
-
-
-PRESET_MIX: dict[str, dict[str, float]] = {
-    "redundancy": {"redundant": 1.0, "unique": 0.0, "synergy": 0.0},
-    "uniqueness": {"redundant": 0.0, "unique": 1.0, "synergy": 0.0},
-    "synergy": {"redundant": 0.0, "unique": 0.0, "synergy": 1.0},
-    "mixed": {"redundant": 1.0, "unique": 1.0, "synergy": 0.4},
-}
-
-
-class AVDigitsConfig(StrictModel):
-    """Real 8x8 handwritten digits paired by label with synthesized spoken digits (shipped asset)."""
-
-    pairs_per_image: int = Field(1, ge=1, le=10)
-    """Pairs made per image, each with a different spoken clip of the same digit. Above 1 an image appears in several samples (which may land in different splits)."""
-    image_noise: float = Field(0.0, ge=0)
-    """Std of Gaussian noise added to images (pixels scaled to [0, 1]) to make vision harder."""
-    audio_noise: float = Field(0.0, ge=0)
-    """Std of Gaussian noise added to the standardized log-mel spectrograms."""
-
-
-class WatchIMUConfig(StrictModel):
-    """Smartwatch accelerometer + gyroscope, 7 shoulder exercises, 10 subjects (shipped asset from seglearn)."""
-
-    window: int = Field(100, ge=8, le=900)
-    """Window length in samples (50 Hz)."""
-    stride: int | None = Field(None, ge=1)
-    """Step between windows; null: the window length (no overlap, so no leakage between splits)."""
-    standardize: bool = True
-    """Scale each channel to zero mean, unit std (statistics over all recordings)."""
-
-
-class UCIHARConfig(StrictModel):
-    """UCI Human Activity Recognition (smartphone), original text layout, downloaded by the user."""
-
-    acc: Literal["body", "total"] = "body"
-    """Accelerometer signal: body_acc (gravity removed) or total_acc."""
-    standardize: bool = True
-    """Scale each channel to zero mean, unit std using training-split statistics."""
-
-
-class AVMNISTConfig(StrictModel):
-    """AV-MNIST as MultiBench's numpy files (image/, audio/, *_labels.npy), downloaded by the user."""
-
-    normalize: bool = True
-    """Divide images and spectrograms by 255 (as MultiBench does)."""
-
-
-class CremaDConfig(StrictModel):
-    """CREMA-D with per-clip precomputed features: <path>/<subdir>/<clip id>.npy per modality."""
-
-    modalities: dict[str, str] = Field(default_factory=lambda: {"audio": "audio", "visual": "visual"})
-    """Modality name -> sub-folder holding one <clip id>.npy per clip (clip id as in CREMA-D, e.g. 1001_DFA_ANG_XX)."""
-    max_frames: int | dict[str, int] | None = None
-    """Pad with zeros / crop the first (time) axis of the feature arrays to this length: one number for every modality or {modality: length}; null: arrays must already agree."""
-    pool: Literal["none", "mean"] = "none"
-    """mean: average over the first (time) axis, giving one vector per clip."""
-
-    @field_validator("modalities")
-    @classmethod
-    def _names(cls, v):
-        _check_names(list(v))
-        if not v:
-            raise ValueError("at least one modality")
-        return v
-
-    @field_validator("max_frames")
-    @classmethod
-    def _frames(cls, v):
-        vals = v.values() if isinstance(v, dict) else [] if v is None else [v]
-        if any(t < 1 for t in vals):
-            raise ValueError("lengths must be >= 1")
-        return v
-
-    def frames_for(self, modality: str) -> int | None:
-        return self.max_frames.get(modality) if isinstance(self.max_frames, dict) else self.max_frames
-
-
-class NpzConfig(StrictModel):
-    """Generic arrays: one array per modality plus labels, in .npz files."""
-
-    modalities: list[str] | None = None
-    """Arrays to use as modalities; null: every array except the label and group keys."""
-    label_key: str = "y"
-    """Name of the label array (integers)."""
-    groups_key: str | None = None
-    """Optional array of natural group ids (e.g. subject) for partition kind: natural."""
+from .registry import DATASETS, PATH_DATASETS, DatasetName
+from .types import Dataset, Pairing
 
 
 class PartitionConfig(StrictModel):
@@ -278,27 +99,25 @@ class ScheduleEntry(StrictModel):
         return self
 
 
-class DataConfig(StrictModel):
-    """Dataset, partition over agents, modality availability."""
-
-    name: Literal["synthetic", "av_digits", "watch_imu", "uci_har", "avmnist", "cremad", "npz"] = "synthetic"
+class _Source(StrictModel):
+    name: DatasetName = "synthetic"
     """Dataset: synthetic (PID ground truth), av_digits and watch_imu (shipped), uci_har, avmnist, cremad, npz (files you downloaded, at path)."""
     path: str | None = None
     """Folder or file of a downloaded dataset (uci_har, avmnist, cremad, npz); relative paths are from the scenario file."""
-    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
-    """Options of name: synthetic."""
-    av_digits: AVDigitsConfig = Field(default_factory=AVDigitsConfig)
-    """Options of name: av_digits."""
-    watch_imu: WatchIMUConfig = Field(default_factory=WatchIMUConfig)
-    """Options of name: watch_imu."""
-    uci_har: UCIHARConfig = Field(default_factory=UCIHARConfig)
-    """Options of name: uci_har."""
-    avmnist: AVMNISTConfig = Field(default_factory=AVMNISTConfig)
-    """Options of name: avmnist."""
-    cremad: CremaDConfig = Field(default_factory=CremaDConfig)
-    """Options of name: cremad."""
-    npz: NpzConfig = Field(default_factory=NpzConfig)
-    """Options of name: npz."""
+
+
+# one options section per registered dataset, after name and path
+_WithOptions = create_model(
+    "_WithOptions",
+    __base__=_Source,
+    **{n: (d.options, Field(default_factory=d.options, description=f"Options of name: {n}."))
+       for n, d in DATASETS.items()},
+)
+
+
+class DataConfig(_WithOptions):
+    """Dataset, partition over agents, modality availability."""
+
     max_samples: int | None = Field(None, ge=2)
     """Use at most this many samples of the dataset's training pool (random, seeded); null: all."""
     global_test_size: int | float | None = None
@@ -354,28 +173,46 @@ class DataConfig(StrictModel):
             raise DataError("path", f"{p} does not exist")
         return p
 
-    def check(self, groups: Sequence[Sequence[str]], n_agents: int, base_dir: Path | None = None) -> None:
-        """Everything that can be checked before any data is built; raises DataError."""
-        from .sources import source_modalities, static_pool_size
+    def dataset(self) -> Dataset:
+        """The registry entry of `name`."""
+        return DATASETS[self.name]
 
+    def modalities(self, base_dir: Path | None = None) -> tuple[str, ...]:
+        """The dataset's modality names (reads the files of a downloaded dataset)."""
+        ds = self.dataset()
+        return ds.modalities(self.source_options(), self.resolve_path(base_dir) if ds.needs_path else None)
+
+    def pairing(self) -> Pairing:
+        """'instance' or 'label': how sample i of one modality relates to sample i of another."""
+        return self.dataset().pairing_of(self.source_options())
+
+    def check(self, groups: Sequence[Sequence[str]], n_agents: int, base_dir: Path | None = None,
+              agent_modalities: Sequence[Sequence[str]] | None = None) -> None:
+        """Everything that can be checked before any data is built; raises DataError.
+
+        With `agent_modalities` (each agent's modality set, in agent order) the
+        schedule is also resolved: losing a modality an agent lacks at that time
+        is an error here rather than when the run reaches it.
+        """
+        ds = self.dataset()
+        opts = self.source_options()
         if n_agents < 1:
             raise DataError("partition", "needs at least one agent")
-        if self.name == "synthetic":
-            self._check_synthetic()
-        if self.name in PATH_DATASETS:
-            self.resolve_path(base_dir)
-        mods = source_modalities(self, base_dir)
-        where = "synthetic.modalities" if self.name == "synthetic" else "name"
+        if ds.check is not None:
+            ds.check(opts)
+        mods = self.modalities(base_dir)
         for g in groups:
             missing = [m for m in g if m not in mods]
             if missing:
                 raise DataError(
-                    where,
+                    ds.modalities_key,
                     f"agents use modality {missing[0]!r} but dataset {self.name!r} has only: {', '.join(mods)}",
                 )
         p = self.partition
         if p.kind == "quantity" and p.ratios is not None and len(p.ratios) != n_agents:
             raise DataError("partition.ratios", f"{len(p.ratios)} ratios for {n_agents} agents")
+        if p.kind == "natural" and not ds.has_groups(opts):
+            raise DataError("partition.kind", "natural partition needs a dataset with groups (subjects or speakers)")
         if isinstance(self.missing_modality_rate, list) and len(self.missing_modality_rate) != n_agents:
             raise DataError(
                 "missing_modality_rate", f"{len(self.missing_modality_rate)} rates for {n_agents} agents"
@@ -390,35 +227,13 @@ class DataConfig(StrictModel):
                 raise DataError(f"{key}.modality", f"dataset {self.name!r} has no modality {ev.modality!r} (has: {', '.join(mods)})")
             if ev.group is not None and frozenset(ev.group) not in group_sets:
                 raise DataError(f"{key}.group", f"no agent group has exactly modalities {sorted(ev.group)}")
-        total = static_pool_size(self, base_dir)
+        if agent_modalities is not None and self.schedule:
+            from .modality import resolve_schedule
+
+            resolve_schedule(self.schedule, [tuple(m) for m in agent_modalities], mods)
+        total = ds.pool_size(opts) if ds.pool_size is not None else None
         if total is not None:
             self._check_sizes(total, n_agents, has_test=False)
-
-    def _check_synthetic(self) -> None:
-        s = self.synthetic
-        k = len(s.modalities)
-        w = s.weights()
-        if isinstance(s.dim, dict):
-            extra = set(s.dim) - set(s.modalities)
-            if extra:
-                raise DataError("synthetic.dim", f"sizes given for unknown modalities {sorted(extra)}")
-            for m in s.modalities:
-                if s.dim.get(m, 0) < 1:
-                    raise DataError("synthetic.dim", f"needs a size >= 1 for modality {m!r}")
-        elif s.dim < 1:
-            raise DataError("synthetic.dim", "must be >= 1")
-        for m, shape in (s.shapes or {}).items():
-            if m not in s.modalities:
-                raise DataError("synthetic.shapes", f"shape for unknown modality {m!r}")
-            if not shape or any(d < 1 for d in shape) or math.prod(shape) != s.dims()[m]:
-                raise DataError(f"synthetic.shapes.{m}", f"shape {shape} does not hold dim {s.dims()[m]}")
-        if w["synergy"] > 0 and k < 2:
-            raise DataError(
-                "synthetic.preset" if s.mix is None else "synthetic.mix.synergy",
-                "synergy needs at least two modalities",
-            )
-        if w["synergy"] > 0 and s.synergy_order > k:
-            raise DataError("synthetic.synergy_order", f"{s.synergy_order} is more than the {k} modalities")
 
     def _check_sizes(self, total: int, n_agents: int, has_test: bool) -> None:
         """Is a dataset of `total` samples (its pool, plus its test split when

@@ -24,8 +24,8 @@ from .config import DataConfig
 from .errors import DataError
 from .modality import missing_mask, resolve_schedule
 from .partition import label_histograms, label_skew, partition_indices, split_train_test, stratified_take
-from .sources import SourceData, build_source, cache_key, cacheable
-from .types import AgentData, ModalData, ModalityEvent
+from .registry import build_source, cache_key, cacheable
+from .types import AgentData, ModalData, ModalityEvent, SourceData
 
 
 @dataclass
@@ -159,6 +159,7 @@ def build_federated_data(
 
     info = {
         "name": cfg.name,
+        "pairing": cfg.pairing(),
         "seed": int(seed),
         "modalities": list(mods),
         "input_shapes": {m: list(s) for m, s in src.input_shapes.items()},

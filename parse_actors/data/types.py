@@ -1,11 +1,16 @@
-"""Plain containers the data side hands to agents (numpy only, no torch)."""
+"""Plain containers of the data side (numpy only, no torch): what agents hold,
+what a dataset builds, and a dataset's registry entry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+
+from .errors import DataError
 
 
 @dataclass
@@ -84,3 +89,92 @@ class ModalityEvent:
     modality: str
     t_s: float
     action: Literal["lose", "gain"]
+
+
+@dataclass
+class SourceData:
+    """A dataset as loaded: the pool agents draw from, and the dataset's own
+    test split (used as the global test set) when it has one."""
+
+    train: ModalData
+    test: ModalData | None
+    num_classes: int
+    groups: np.ndarray | None = None  # natural group (subject, speaker) of each train sample
+    class_names: list[str] | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.train.modalities
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {m: tuple(int(d) for d in a.shape[1:]) for m, a in self.train.x.items()}
+
+    def validate(self, where: str = "path") -> None:
+        """Shapes, dtypes and label range; raises DataError at `where`."""
+        for split, md in (("train", self.train), ("test", self.test)):
+            if md is None:
+                continue
+            if md.y.dtype != np.int64 or md.y.ndim != 1:
+                raise DataError(where, f"{split} labels must be int64 of shape (n,), got {md.y.dtype} {md.y.shape}")
+            if len(md.y) and (md.y.min() < 0 or md.y.max() >= self.num_classes):
+                raise DataError(where, f"{split} labels outside 0..{self.num_classes - 1}")
+            if set(md.x) != set(self.train.x):
+                raise DataError(where, f"{split} split has modalities {sorted(md.x)}, train has {sorted(self.train.x)}")
+            for m, a in md.x.items():
+                if a.dtype != np.float32:
+                    raise DataError(where, f"{split} modality {m!r} must be float32, got {a.dtype}")
+                if a.shape[1:] != self.train.x[m].shape[1:]:
+                    raise DataError(where, f"{split} modality {m!r} has shape {a.shape[1:]}, train has {self.train.x[m].shape[1:]}")
+                if len(a) != len(md.y):
+                    raise DataError(where, f"{split} modality {m!r} has {len(a)} samples, labels have {len(md.y)}")
+        if self.groups is not None and len(self.groups) != len(self.train):
+            raise DataError(where, f"{len(self.groups)} group ids for {len(self.train)} samples")
+
+
+Pairing = Literal["instance", "label"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything the data side needs to know about one dataset (its registry entry).
+
+    Callables take the dataset's options (the `data.<name>` section) and, for
+    datasets the user downloads, the resolved `path`; `build` also gets the
+    seed and the whole `data:` section (for options such as max_samples that
+    a loader can apply before copying anything).
+    """
+
+    name: str
+    options: type  # the pydantic model of `data.<name>`
+    modalities: Callable[[Any, Path | None], tuple[str, ...]]
+    build: Callable[[Any, int, Path | None, Any], SourceData]
+    pairing: Pairing | Callable[[Any], Pairing]
+    """'instance': sample i of every modality comes from the same event (one
+    recording); 'label': modalities are paired within a class only (sample i's
+    image and sound share the label, nothing else)."""
+    code: tuple[str, ...]
+    """Files (relative to parse_actors/data) whose bytes decide what `build`
+    makes: part of the cache key, so editing a builder invalidates its entries."""
+    needs_path: bool = False
+    pool_size: Callable[[Any], int | None] | None = None
+    """Number of samples without building, where that is cheap."""
+    groups: bool | Callable[[Any], bool] = False
+    """Whether the dataset has natural groups (subjects, speakers) for partition kind: natural."""
+    check: Callable[[Any], None] | None = None
+    """Option checks that need more than one field; raises DataError (path relative to `data:`)."""
+    modalities_key: str = "name"
+    """Key named when agents use a modality the dataset lacks."""
+    seeded: bool = False
+    """The build draws from the run seed (the seed is then part of the cache key)."""
+    asset: Path | None = None
+    """Shipped file the build reads (its size is part of the cache key)."""
+    cacheable: bool = True
+    """False when the files already are numpy arrays (a cache would only copy them)."""
+
+    def pairing_of(self, opts: Any) -> Pairing:
+        return self.pairing(opts) if callable(self.pairing) else self.pairing
+
+    def has_groups(self, opts: Any) -> bool:
+        return self.groups(opts) if callable(self.groups) else self.groups

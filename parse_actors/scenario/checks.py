@@ -38,7 +38,8 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         raise ScenarioError(file, where[0] if len(where) == 1 else "network", _unexpected(e)) from None
     groups = [tuple(g.modalities) for g in sc.agents.groups]
     try:
-        sc.data.check(groups=groups, n_agents=n, base_dir=base)
+        sc.data.check(groups=groups, n_agents=n, base_dir=base,
+                      agent_modalities=[g.modalities for g in sc.agent_groups()])
     except DataError as e:
         raise ScenarioError(file, _join("data", e.path), e.message) from None
     except _UNEXPECTED as e:

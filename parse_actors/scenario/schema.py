@@ -21,6 +21,7 @@ from parse_actors.agents import (
     OptimConfig,
 )
 from parse_actors.data import DataConfig
+from parse_actors.names import check_modality_names
 from parse_actors.schema import StrictModel
 
 from .errors import _fmt_value
@@ -41,13 +42,8 @@ class AgentGroup(StrictModel):
 
     @field_validator("modalities")
     @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"modalities must be distinct, got {v}")
-        for m in v:
-            if not m or "/" in m or "+" in m:
-                raise ValueError(f"modality names may not be empty or contain '/' or '+', got {m!r}")
-        return v
+    def _names(cls, v: list[str]) -> list[str]:
+        return check_modality_names(v)
 
     @property
     def label(self) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from parse_actors.data import av_digits, watch_imu
+from parse_actors.data.datasets import av_digits, watch_imu
 from parse_actors.data.audio_features import hz_to_mel, log_mel, mel_filterbank, mel_to_hz
-from parse_actors.data.config import AVDigitsConfig, WatchIMUConfig
+from parse_actors.data.datasets.av_digits import AVDigitsConfig
+from parse_actors.data.datasets.watch_imu import WatchIMUConfig
 
 
 def test_assets_are_small_and_documented():

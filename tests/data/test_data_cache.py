@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from parse_actors.data import DataConfig, build_federated_data, cache, federated, load_source
-from parse_actors.data.sources import cache_key
+from parse_actors.data.registry import cache_key
 
 SMALL = {"synthetic": {"n_samples": 600}}
 MODS = [("image",), ("audio",), ("audio", "image")]

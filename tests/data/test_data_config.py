@@ -102,3 +102,10 @@ def test_lists_must_match_agent_count_and_schedule_refs():
     assert data_error({"schedule": [{"agents": [1, 8], "modality": "audio", "at_s": 1}]})[0] == "schedule[0].agents"
     assert data_error({"schedule": [{"agent": 1, "modality": "text", "at_s": 1}]})[0] == "schedule[0].modality"
     assert data_error({"schedule": [{"group": ["text"], "modality": "audio", "at_s": 1}]})[0] == "schedule[0].group"
+
+
+@pytest.mark.parametrize("seed", [-1, -(2**70)])
+def test_negative_task_seed_is_a_validation_error(seed):
+    with pytest.raises(ValidationError) as e:
+        DataConfig.model_validate({"synthetic": {"task_seed": seed}})
+    assert e.value.errors()[0]["loc"] == ("synthetic", "task_seed")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from parse_actors.data import DataConfig, DataError, build_federated_data
-from parse_actors.data.sources import build_source
+from parse_actors.data.registry import build_source
 
 # ----------------------------------------------------------------- UCI-HAR
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parse_actors.data.config import MixConfig, SyntheticConfig
+from parse_actors.data.datasets.synthetic import MixConfig, SyntheticConfig
 from parse_actors.data.synthetic import generate
 
 

@@ -16,12 +16,24 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from pydantic import Field
 
-from .config import WatchIMUConfig
-from .assets import ASSETS, load_asset
-from .types import ModalData
+from ...schema import StrictModel
+from ..assets import ASSETS, load_asset
+from ..types import Dataset, ModalData, SourceData
 
 ASSET = ASSETS / "watch_imu.npz"
+
+
+class WatchIMUConfig(StrictModel):
+    """Smartwatch accelerometer + gyroscope, 7 shoulder exercises, 10 subjects (shipped asset from seglearn)."""
+
+    window: int = Field(100, ge=8, le=900)
+    """Window length in samples (50 Hz)."""
+    stride: int | None = Field(None, ge=1)
+    """Step between windows; null: the window length (no overlap, so no leakage between splits)."""
+    standardize: bool = True
+    """Scale each channel to zero mean, unit std (statistics over all recordings)."""
 
 
 def _asset() -> dict:
@@ -38,9 +50,7 @@ def n_windows(cfg: WatchIMUConfig) -> int:
     return int(sum(len(_starts(int(b - a), cfg)) for a, b in zip(off[:-1], off[1:])))
 
 
-def build(cfg: WatchIMUConfig):
-    from .sources import SourceData
-
+def build(cfg: WatchIMUConfig) -> SourceData:
     a = _asset()
     sig = a["signals"].astype(np.float32)
     if cfg.standardize:
@@ -73,3 +83,16 @@ def build(cfg: WatchIMUConfig):
         class_names=list(meta["exercises"]),
         info={"watch_imu": info},
     )
+
+
+DATASET = Dataset(
+    name="watch_imu",
+    options=WatchIMUConfig,
+    modalities=lambda opts, path: ("acc", "gyro"),
+    build=lambda opts, seed, path, cfg: build(opts),
+    pairing="instance",
+    code=("datasets/watch_imu.py",),
+    pool_size=n_windows,
+    groups=True,
+    asset=ASSET,
+)

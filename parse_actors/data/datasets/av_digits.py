@@ -20,13 +20,25 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from pydantic import Field
 
-from ..seeding import rng as seeded_rng
-from .config import AVDigitsConfig
-from .assets import ASSETS, load_asset
-from .types import ModalData
+from ...schema import StrictModel
+from ...seeding import rng as seeded_rng
+from ..assets import ASSETS, load_asset
+from ..types import Dataset, ModalData, SourceData
 
 ASSET = ASSETS / "av_digits.npz"
+
+
+class AVDigitsConfig(StrictModel):
+    """Real 8x8 handwritten digits paired by label with synthesized spoken digits (shipped asset)."""
+
+    pairs_per_image: int = Field(1, ge=1, le=10)
+    """Pairs made per image, each with a different spoken clip of the same digit. Above 1 an image appears in several samples (which may land in different splits)."""
+    image_noise: float = Field(0.0, ge=0)
+    """Std of Gaussian noise added to images (pixels scaled to [0, 1]) to make vision harder."""
+    audio_noise: float = Field(0.0, ge=0)
+    """Std of Gaussian noise added to the standardized log-mel spectrograms."""
 
 
 def _asset() -> dict:
@@ -37,9 +49,7 @@ def n_images() -> int:
     return len(_asset()["image_label"])
 
 
-def build(cfg: AVDigitsConfig, seed: int):
-    from .sources import SourceData
-
+def build(cfg: AVDigitsConfig, seed: int) -> SourceData:
     a = _asset()
     img = a["image"].astype(np.float32)[:, None, :, :] / 16.0
     lo, hi = (float(v) for v in a["audio_db_range"])
@@ -85,3 +95,16 @@ def build(cfg: AVDigitsConfig, seed: int):
         class_names=[str(d) for d in range(10)],
         info={"av_digits": info},
     )
+
+
+DATASET = Dataset(
+    name="av_digits",
+    options=AVDigitsConfig,
+    modalities=lambda opts, path: ("image", "audio"),
+    build=lambda opts, seed, path, cfg: build(opts, seed),
+    pairing="label",
+    code=("datasets/av_digits.py",),
+    pool_size=lambda opts: n_images() * opts.pairs_per_image,
+    seeded=True,
+    asset=ASSET,
+)
