@@ -302,3 +302,28 @@ def generate(cfg: SyntheticConfig, seed: int, n: int | None = None, oracle: bool
         info["oracle_accuracy"] = task.oracle_table(r)
         info["oracle_by_information"] = task.oracle_by_information(r)
     return SyntheticSample(ModalData(x, y), lat, task, info)
+
+
+def generate_heldout(cfg: SyntheticConfig, seed: int, n: int, oracle: bool = False) -> SyntheticSample:
+    """`n` fresh samples of the same task as `generate(cfg, seed)`, with their latents.
+
+    For audits of learned representations (parse_actors.audit): the task (every
+    matrix, the class bias) is the run's, the samples come from their own seed
+    streams, so they are none of the run's training or test samples and
+    drawing them changes nothing `generate` returns.
+    """
+    task_seed = seed if cfg.task_seed is None else cfg.task_seed
+    task = PIDTask(cfg, task_seed)
+    lat = task.sample_latents(seeded_rng(seed, "data", "synthetic", "heldout", "latents"), n)
+    x = task.observe(lat, seeded_rng(seed, "data", "synthetic", "heldout", "noise"))
+    y = task.labels(lat)
+    if cfg.label_noise > 0:
+        r = seeded_rng(seed, "data", "synthetic", "heldout", "label_noise")
+        flip = r.random(n) < cfg.label_noise
+        y[flip] = r.integers(0, task.C, size=int(flip.sum()))
+    info = {"task_seed": task_seed, **task.describe()}
+    if oracle:
+        r = seeded_rng(task_seed, "data", "synthetic", "oracle")
+        info["oracle_accuracy"] = task.oracle_table(r)
+        info["oracle_by_information"] = task.oracle_by_information(r)
+    return SyntheticSample(ModalData(x, y), lat, task, info)
