@@ -374,3 +374,32 @@ def test_measured_compute_time_needs_sync():
     with pytest.raises(ScenarioError) as ei:
         scenario("engine.compute_time=measured", "protocol.mode=async")
     assert ei.value.path == "engine.compute_time"
+
+
+# ---------------------------------------------------------------- exchange plan in the engine
+def test_async_harmony_phase_follows_virtual_time(tmp_path):
+    """Async Harmony: the phase comes from virtual time, so every agent switches
+    at the same instant: no encoder is sent after the switch, only encoders before."""
+    out = tmp_path / "harmony"
+    period, switch = 0.05, 4
+    run_scenario(scenario("method=harmony", "protocol.mode=async", f"protocol.eval_every_s={period}",
+                          "protocol.rounds=8", f"aggregation.harmony_switch={switch}"), out, backend="inline")
+    sent = [(e["t_send"], e["kind"]) for e in events(out) if e["event"] == "message" and e["kind"] != "control"]
+    t_switch = switch * period
+    before = {k for t, k in sent if t < t_switch}
+    after = {k for t, k in sent if t >= t_switch}
+    assert before == {"encoder"} and after == {"head"}
+
+
+def test_receiver_refuses_branches_its_policy_would_not_exchange(tmp_path):
+    """Sync Harmony with a round timeout shorter than the exchange: encoders that
+    miss the barrier of the last phase-1 round arrive in phase 2, where the
+    receivers' policy no longer exchanges encoders: they are refused, not merged."""
+    out = tmp_path / "late"
+    summary, _ = run_scenario(scenario("method=harmony", "aggregation.harmony_switch=1", "protocol.rounds=4",
+                                       "network.link.bandwidth_mbps=1", "protocol.round_timeout_s=0.2",
+                                       "aggregation.staleness=5"), out, backend="inline")
+    enc = [e for e in events(out) if e["event"] == "message" and e["kind"] == "encoder"]
+    # every encoder was sent in round 0 and arrived after round 0's barrier (t = 0.2 s after the start)
+    assert enc and all(e["status"] == "delivered" and e["t_arrive"] > 0.2 for e in enc)
+    assert summary["refused_on_receipt"] == len(enc)

@@ -23,7 +23,7 @@ import simpy
 
 from netem import Network
 from parse_actors import logs
-from parse_actors.agents import AgentSpec, make_policy, prioritize
+from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
 from parse_actors.agents.model import DROP_KINDS
 from parse_actors.data import build_federated_data
 from parse_actors.engine import checkpoint as ckpt
@@ -123,7 +123,7 @@ class Simulation:
             kwargs = dict(input_shapes={m: tuple(self.fd.input_shapes[m]) for m in all_mods},
                           num_classes=self.fd.num_classes, model=sc.model, loss=sc.loss, optim=sc.optim,
                           aggregation=sc.aggregation, method=sc.method, seed=torch_seed(sc.seed, "agent", v.aid),
-                          init_seed=init_seed)
+                          init_seed=init_seed, pairing=self.fd.info["pairing"])
             per_host[v.host].append((spec, data, kwargs))
         refs = [self.backend.call(h, "add_agents", items) for h, items in per_host.items() if items]
         common = self.backend.put(self.fd.global_test)  # once into the object store, shared by every host
@@ -177,15 +177,12 @@ class Simulation:
 
     def plan(self, v: AgentView, clock: int) -> dict[int, list[str]]:
         """Which branches go to which current neighbour, from what this agent has learned."""
-        plan = {}
-        for j in self.net.neighbors(v.aid):
-            theirs = v.known.get(j)
-            if theirs is None:
-                continue
-            keys = self.policy.select(v.capabilities, theirs, clock)
-            if keys:
-                plan[j] = prioritize(keys, v.capabilities)
-        return plan
+        return plan_exchange(self.policy, v.capabilities, {j: v.known.get(j) for j in self.net.neighbors(v.aid)},
+                             clock)
+
+    def accepted(self, v: AgentView, sender: int, clock: int) -> frozenset[str]:
+        """The branches `v` may merge from `sender` (its policy, applied on receipt)."""
+        return accepted(self.policy, v.capabilities, v.known.get(sender), clock)
 
     def rediscover(self, agents=None) -> None:
         self.discovery.rediscover(agents)
@@ -334,7 +331,7 @@ class Simulation:
             extra={"protocol": self.sc.protocol.mode,
                    "compute_time": self.sc.engine.compute_time,
                    "diverged_agents": tables["diverged_agents"],
-                   "async_sends_skipped": self.protocol.counters().get("async_sends_skipped", 0),
+                   **self.protocol.counters(),
                    "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},
                    "slice_drop": tables["slice_drop"],
                    "gradient_conflict": tables["gradient_conflict"]},

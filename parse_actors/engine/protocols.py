@@ -13,17 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from parse_actors.agents.exchange import degrees
 from parse_actors.engine.api import AgentView, SimulationAPI
 from parse_actors.engine.messages import BranchMessage
-
-
-def degrees(plan: dict[int, list[str]]) -> dict[str, int]:
-    """My degree on each branch's subgraph: how many neighbours get it."""
-    deg: dict[str, int] = {}
-    for keys in plan.values():
-        for k in keys:
-            deg[k] = deg.get(k, 0) + 1
-    return deg
 
 
 class Protocol:
@@ -34,13 +26,18 @@ class Protocol:
         self.env = sim.env
         self.net = sim.net
         self.cfg = sim.sc.protocol
+        self.refused = 0  # branches that arrived but the receiver's policy does not exchange with the sender
 
     async def drive(self) -> None:
         raise NotImplementedError
 
     def counters(self) -> dict:
-        """Protocol-specific counts for summary.json."""
-        return {}
+        """Protocol counts for summary.json."""
+        return {"refused_on_receipt": self.refused}
+
+    def clock(self, rnd: int) -> int:
+        """The sharing policy's phase clock (see agents/exchange.py): the round in sync mode."""
+        return rnd
 
     # -- shared steps ----------------------------------------------------------
     def work(self, v: AgentView) -> float:
@@ -61,7 +58,7 @@ class Protocol:
         `pre`: (stats, payload, keys) of a training already done (measured compute time)."""
         sim = self.sim
         v.updates += 1
-        plan = sim.plan(v, rnd)
+        plan = sim.plan(v, self.clock(rnd))
         tr = sim.sc.train
         if pre is None:
             keys = sorted({k for ks in plan.values() for k in ks})
@@ -88,7 +85,19 @@ class Protocol:
         return stats_ref, evs
 
     def merge(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
-        """Submit the per-branch average of what arrived (one payload reference per sender and round)."""
+        """Submit the per-branch average of what arrived (one payload reference per sender
+        and round). The receiver's policy is applied on receipt too: a branch it would
+        not exchange with the sender now (e.g. another Harmony phase) is refused."""
+        clock = self.clock(rnd)
+        allowed: dict[int, frozenset[str]] = {}
+        kept = []
+        for m in inbox:
+            if m.sender not in allowed:
+                allowed[m.sender] = self.sim.accepted(v, m.sender, clock)
+            if m.key in allowed[m.sender]:
+                kept.append(m)
+        self.refused += len(inbox) - len(kept)
+        inbox = kept
         if not inbox:
             return None
         inbox.sort(key=lambda m: (m.round, m.sender, m.key))
@@ -100,7 +109,7 @@ class Protocol:
             metas.append({"sender": sender, "round": r, "keys": [m.key for m in msgs],
                           "degree": {m.key: m.degree for m in msgs}})
             payloads.append(msgs[0].payload)
-        my_deg = degrees(self.sim.plan(v, rnd))
+        my_deg = degrees(self.sim.plan(v, clock))
         return self.sim.call(v.host, "aggregate", v.aid, rnd, my_deg, metas, *payloads)
 
 
@@ -134,7 +143,7 @@ class SyncProtocol(Protocol):
         tr = sim.sc.train
         for v in sim.views:
             if self.net.is_online(v.aid):
-                keys = sorted({k for ks in sim.plan(v, rnd).values() for k in ks})
+                keys = sorted({k for ks in sim.plan(v, self.clock(rnd)).values() for k in ks})
                 stats, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
                                           num_returns=2)
                 pending[v.aid] = (stats, payload, set(keys))
@@ -190,7 +199,12 @@ class AsyncProtocol(Protocol):
         self.skipped = 0
 
     def counters(self) -> dict:
-        return {"async_sends_skipped": self.skipped}
+        return {**super().counters(), "async_sends_skipped": self.skipped}
+
+    def clock(self, rnd: int) -> int:
+        """The index of the current evaluation period: every agent agrees on it (an
+        agent's own cycle count would put neighbours in different phases)."""
+        return int(self.env.now // self.cfg.eval_every_s)
 
     async def drive(self) -> None:
         sim = self.sim
