@@ -329,9 +329,15 @@ def dump(doc) -> bytes:
 
 @given(case=mutated_documents())
 @settings(FUZZ, max_examples=300)
-def test_mutated_documents(case, tmp_path_factory):
+def _fuzz_mutated_documents(case, tmp_path_factory):
     _, doc, files = case
     check_case(tmp_path_factory.mktemp("m"), dump(doc), "mutated document", files=files)
+
+
+def test_mutated_documents(tmp_path_factory):
+    before = CASES["mutated document"]
+    _fuzz_mutated_documents(tmp_path_factory=tmp_path_factory)
+    assert CASES["mutated document"] - before >= 200, CASES  # the fuzzer really generated its cases
 
 
 # -- byte/text level: what a YAML serializer never writes
@@ -447,8 +453,14 @@ def hostile_texts(draw):
 
 @given(data=hostile_texts())
 @settings(FUZZ, max_examples=250)
-def test_hostile_yaml_text(data, tmp_path_factory):
+def _fuzz_hostile_yaml_text(data, tmp_path_factory):
     check_case(tmp_path_factory.mktemp("t"), data, "hostile YAML text")
+
+
+def test_hostile_yaml_text(tmp_path_factory):
+    before = CASES["hostile YAML text"]
+    _fuzz_hostile_yaml_text(tmp_path_factory=tmp_path_factory)
+    assert CASES["hostile YAML text"] - before >= 150, CASES
 
 
 # -- --set KEY.PATH=VALUE
@@ -470,7 +482,7 @@ OVERRIDE_VALUES = st.one_of(st.sampled_from(VALUE_SNIPPETS[:30] + ["", "=", "1",
 @given(assignments=st.lists(st.one_of(st.builds(lambda k, v: f"{k}={v}", OVERRIDE_KEYS, OVERRIDE_VALUES),
                                       st.text(max_size=20)), min_size=1, max_size=3))
 @settings(FUZZ, max_examples=120)
-def test_override_fuzz(assignments, tmp_path_factory):
+def _fuzz_overrides(assignments):
     quick = (ROOT / "scenarios" / "quickstart.yaml").read_bytes()
     CASES["--set override"] += 1
     t0 = time.process_time()
@@ -487,6 +499,12 @@ def test_override_fuzz(assignments, tmp_path_factory):
     except BaseException as e:  # noqa: BLE001
         raise AssertionError(f"{type(e).__name__} escaped: {e!r:.300} for {assignments!r:.300}") from e
     assert time.process_time() - t0 < MAX_SECONDS
+
+
+def test_override_fuzz():
+    before = CASES["--set override"]
+    _fuzz_overrides()
+    assert CASES["--set override"] - before >= 80, CASES
 
 
 # ---------------------------------------------------------------------------- fixed worst cases
@@ -691,28 +709,19 @@ def test_no_field_type_can_import_or_call():
     assert checked > 100  # the walk really covers the model tree
 
 
-@pytest.mark.parametrize("doc", [
-    {"method": "os.system"},
-    {"method": "parse_actors.agents.methods:ParsePolicy"},
-    {"agents": {"groups": [{"modalities": ["image"], "count": 2, "archs": {"image": "torch.nn.Transformer"}}]}},
-    {"data": {"name": "builtins.eval"}},
-    {"network": {"topology": {"kind": "networkx.complete_graph"}}},
-    {"network": {"link": {"latency": {"dist": "scipy.stats.norm"}}}},
-    {"model": {"default_arch": "torch.nn.LSTM"}},
+@pytest.mark.parametrize("doc, path", [
+    ({"method": "os.system"}, "method"),
+    ({"method": "parse_actors.agents.methods:ParsePolicy"}, "method"),
+    ({"agents": {"groups": [{"modalities": ["image"], "count": 2, "archs": {"image": "torch.nn.Transformer"}}]}},
+     "agents.groups.0.archs.image"),
+    ({"data": {"name": "builtins.eval"}}, "data.name"),
+    ({"network": {"topology": {"kind": "networkx.complete_graph"}}}, "network.topology"),
+    ({"network": {"link": {"latency": {"dist": "scipy.stats.norm"}}}}, "network.link.latency"),
+    ({"model": {"default_arch": "torch.nn.LSTM"}}, "model.default_arch"),
 ])
-def test_names_resolving_to_code_are_allow_listed(doc):
+def test_names_resolving_to_code_are_allow_listed(doc, path):
     """Every scenario value that picks an implementation is checked against a fixed list."""
     with pytest.raises(ScenarioError) as ei:
         build_scenario(doc, "x.yaml")
-    assert ei.value.path
+    assert ei.value.path == path
     assert "expected one of" in ei.value.message, ei.value.message
-
-
-def test_case_count_is_reported():
-    """Runs last in this file (pytest keeps file order): the fuzzers above generated their cases."""
-    total = sum(v for k, v in CASES.items())
-    if total == 0:
-        pytest.skip("run with the whole file to count the generated cases")
-    assert CASES["mutated document"] >= 200 and CASES["hostile YAML text"] >= 150, CASES
-    assert CASES["--set override"] >= 80, CASES
-

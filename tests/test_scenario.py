@@ -168,3 +168,16 @@ def test_safe_dump_is_valid_yaml(quickstart_path):
     sc = load_scenario(quickstart_path)
     doc = yaml.safe_load(scenario_to_yaml(sc))
     assert Scenario.model_validate(doc).n_agents == sc.n_agents
+
+
+def test_unknown_arch_is_a_schema_error_not_a_later_check():
+    from parse_actors.scenario import Scenario
+    from pydantic import ValidationError
+
+    doc = {"agents": {"groups": [{"modalities": ["image"], "count": 1, "archs": {"image": "cnnn"}}]}}
+    with pytest.raises(ValidationError):
+        Scenario.model_validate(doc)  # the schema alone rejects it, before check_scenario
+    with pytest.raises(ScenarioError) as ei:
+        build_scenario(doc, "x.yaml", check=False)
+    assert (ei.value.path, ei.value.message) == ("agents.groups.0.archs.image",
+                                                 "expected one of mlp, cnn, conv1d, gru, got 'cnnn'; did you mean 'cnn'?")

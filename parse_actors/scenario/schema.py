@@ -8,12 +8,13 @@ here or there, so `parse-sim validate` rejects what a run would reject.
 from __future__ import annotations
 
 import difflib
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from netem import NetworkConfig
 from parse_actors.agents import (
+    ARCHS,
     METHODS,
     AggregationConfig,
     LossConfig,
@@ -27,6 +28,15 @@ from parse_actors.schema import StrictModel
 from .errors import _fmt_value
 
 
+def _known_arch(arch: str) -> str:
+    """Encoder names are checked against the agents' ARCHS registry (never imported by name)."""
+    if arch not in ARCHS:
+        hint = difflib.get_close_matches(arch, list(ARCHS), n=1) if len(arch) <= 200 else []
+        raise ValueError(f"expected one of {', '.join(ARCHS)}, got {_fmt_value(arch)}"
+                         + (f"; did you mean '{hint[0]}'?" if hint else ""))
+    return arch
+
+
 class AgentGroup(StrictModel):
     """A set of agents sharing a modality set (and architectures)."""
 
@@ -35,7 +45,7 @@ class AgentGroup(StrictModel):
     in the outputs is these names joined by '+', in this order."""
     count: int = Field(ge=1, le=100_000)
     """Number of agents in the group."""
-    archs: dict[str, str] = Field(default_factory=dict)
+    archs: dict[str, Annotated[str, AfterValidator(_known_arch)]] = Field(default_factory=dict)
     """Encoder architecture per modality (overrides model.archs), e.g. {image: cnn}."""
     name: Optional[str] = None
     """Label of the group in tables and plots; default: the modalities joined by '+'."""

@@ -99,7 +99,10 @@ def test_missing_modality_rate_masks_multimodal_training_only():
 def test_per_agent_missing_rates():
     rates = [0, 0, 0, 0, 0.5, 0, 0.1, 0]
     fd = build({"missing_modality_rate": rates})
-    assert fd.agents[4].train.present is not None and fd.agents[5].train.present is None
+    p4 = fd.agents[4].train.present
+    assert set(p4) == {"audio", "image"} and fd.agents[5].train.present is None
+    # every sample keeps a modality, and at rate 0.5 some lose one
+    assert (p4["audio"] | p4["image"]).all() and not (p4["audio"] & p4["image"]).all()
     assert fd.info["missing_modality_rate"] == rates
 
 

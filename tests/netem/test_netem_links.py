@@ -184,6 +184,9 @@ def test_latency_distributions_are_never_negative_and_have_their_mean(lat):
     env.run()
     d = np.array([r.delay for r in log.records])
     assert (d >= 0).all()
+    if lat["dist"] == "normal":  # N(2, 5) ms redrawn below 0: mean 2 + 5 phi(0.4) / Phi(0.4) = 4.809 ms
+        phi, Phi = math.exp(-0.08) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(0.4 / math.sqrt(2)))
+        assert d.mean() == pytest.approx((2 + 5 * phi / Phi) / 1000, rel=0.03)
     if lat["dist"] == "lognormal":
         assert d.mean() == pytest.approx(0.020, rel=0.03)
         assert d.std() == pytest.approx(0.010, rel=0.08)
