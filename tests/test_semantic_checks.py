@@ -362,3 +362,22 @@ def test_one_modality_name_rule_for_agent_groups(tmp_path, bad):
 def test_repeated_modality_names(tmp_path):
     e = error_of(tmp_path, "agents: {groups: [{modalities: [image, image], count: 1}]}\n")
     assert (e.path, e.message) == ("agents.groups.0.modalities", "modality names repeat: ['image', 'image']")
+
+
+@pytest.mark.parametrize("text, path, message", [
+    ("model: {default_arch: cnn}\n", "model.default_arch",
+     "architecture 'cnn' takes inputs of rank 2 or 3, modality 'image' has shape (32,)"),
+    ("data: {name: av_digits}\nmodel: {archs: {audio: cnn, image: gru}}\n", "model.archs.image",
+     "architecture 'gru' takes inputs of rank 1 or 2, modality 'image' has shape (1, 8, 8)"),
+    ("data: {name: av_digits}\n"
+     "agents: {groups: [{modalities: [image], count: 2, archs: {image: conv1d}}, {modalities: [audio], count: 2}]}\n",
+     "agents.groups.0.archs.image", "architecture 'conv1d' takes inputs of rank 1 or 2, modality 'image' has shape (1, 8, 8)"),
+])
+def test_encoder_must_accept_the_data_rank(tmp_path, text, path, message):
+    e = error_of(tmp_path, text)
+    assert (e.path, e.message) == (path, message)
+
+
+def test_encoders_matching_the_data_pass(tmp_path):
+    sc = loads(tmp_path, "data: {name: av_digits}\nmodel: {archs: {image: cnn, audio: gru}}\n")
+    assert sc.model.archs == {"image": "cnn", "audio": "gru"}

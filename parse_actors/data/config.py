@@ -182,6 +182,11 @@ class DataConfig(_WithOptions):
         ds = self.dataset()
         return ds.modalities(self.source_options(), self.resolve_path(base_dir) if ds.needs_path else None)
 
+    def input_shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """Per-sample shape of each modality, without building; None where that needs the data."""
+        ds = self.dataset()
+        return None if ds.input_shapes is None else ds.input_shapes(self.source_options())
+
     def pairing(self) -> Pairing:
         """'instance' or 'label': how sample i of one modality relates to sample i of another."""
         return self.dataset().pairing_of(self.source_options())

@@ -162,6 +162,9 @@ class Dataset:
     """Number of samples without building, where that is cheap."""
     groups: bool | Callable[[Any], bool] = False
     """Whether the dataset has natural groups (subjects, speakers) for partition kind: natural."""
+    input_shapes: Callable[[Any], dict[str, tuple[int, ...]]] | None = None
+    """Per-sample shape of each modality without building, where that is cheap
+    (lets validate check encoder architectures against the data)."""
     check: Callable[[Any], None] | None = None
     """Option checks that need more than one field; raises DataError (path relative to `data:`)."""
     modalities_key: str = "name"

@@ -52,6 +52,32 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
             if m not in g.modalities:
                 raise ScenarioError(file, f"agents.groups.{i}.archs.{m}",
                                     f"names a modality the group lacks (group has {', '.join(g.modalities)})")
+    _check_arch_ranks(sc, file)
+
+
+def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
+    """Each encoder architecture accepts the rank of the data it will encode
+    (an agent would otherwise fail when it is built)."""
+    from parse_actors.agents import ARCHS
+
+    shapes = sc.data.input_shapes()
+    if shapes is None:
+        return
+    gained = {ev.modality for ev in sc.data.schedule if ev.action == "gain"}
+    for i, g in enumerate(sc.agents.groups):
+        for m in [*g.modalities, *sorted(gained - set(g.modalities))]:
+            if m not in shapes:
+                continue
+            if m in g.archs:
+                key, arch = f"agents.groups.{i}.archs.{m}", g.archs[m]
+            elif m in sc.model.archs:
+                key, arch = f"model.archs.{m}", sc.model.archs[m]
+            else:
+                key, arch = "model.default_arch", sc.model.default_arch
+            ranks = ARCHS[arch].ranks
+            if len(shapes[m]) not in ranks:
+                raise ScenarioError(file, key, f"architecture {arch!r} takes inputs of rank "
+                                    f"{' or '.join(map(str, ranks))}, modality {m!r} has shape {shapes[m]}")
 
 
 # Errors a semantic check of netem/ or data/ may leak on a hostile file instead

@@ -105,6 +105,7 @@ DATASET = Dataset(
     pairing="label",
     code=("datasets/av_digits.py",),
     pool_size=lambda opts: n_images() * opts.pairs_per_image,
+    input_shapes=lambda opts: {"image": (1,) + _asset()["image"].shape[1:], "audio": _asset()["audio"].shape[1:]},
     seeded=True,
     asset=ASSET,
 )

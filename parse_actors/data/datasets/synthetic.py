@@ -144,6 +144,7 @@ DATASET = Dataset(
     pairing="instance",
     code=("synthetic.py", "datasets/synthetic.py"),
     pool_size=lambda opts: opts.n_samples,
+    input_shapes=lambda opts: {m: opts.shape_of(m) for m in opts.modalities},
     check=_check,
     modalities_key="synthetic.modalities",
     seeded=True,

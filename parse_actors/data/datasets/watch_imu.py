@@ -93,6 +93,7 @@ DATASET = Dataset(
     pairing="instance",
     code=("datasets/watch_imu.py",),
     pool_size=n_windows,
+    input_shapes=lambda opts: {"acc": (3, opts.window), "gyro": (3, opts.window)},
     groups=True,
     asset=ASSET,
 )
