@@ -52,3 +52,11 @@ class StrictModel(BaseModel):
         validate_default=True,
         use_attribute_docstrings=True,
     )
+
+
+def ordered(model: BaseModel, low: str, high: str) -> BaseModel:
+    """`model` unchanged when its field `high` is >= its field `low`; else a ValueError naming both."""
+    lo, hi = getattr(model, low), getattr(model, high)
+    if hi < lo:
+        raise ValueError(f"{high} ({hi}) must be >= {low} ({lo})")
+    return model

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from .base import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, StrictModel, _tagged
+from .base import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, StrictModel, _tagged, ordered
 from .distributions import (
     ConstantLatency,
     ExponentialSession,
@@ -342,8 +342,7 @@ class LateJoin(StrictModel):
 
     @model_validator(mode="after")
     def _order(self):
-        if self.max_s < self.min_s:
-            raise ValueError(f"max_s ({self.max_s}) must be >= min_s ({self.min_s})")
+        ordered(self, "min_s", "max_s")
         if self.nodes is not None and "fraction" in self.model_fields_set:
             raise ValueError("give either fraction or nodes, not both")
         return self
@@ -522,9 +521,7 @@ class MobilityDynamics(_DynamicsBase):
 
     @model_validator(mode="after")
     def _order(self):
-        if self.speed_max_mps < self.speed_min_mps:
-            raise ValueError(f"speed_max_mps ({self.speed_max_mps}) must be >= speed_min_mps ({self.speed_min_mps})")
-        return self
+        return ordered(self, "speed_min_mps", "speed_max_mps")
 
 
 Dynamics = _tagged("model", "static", StaticDynamics, ResampleDynamics, MarkovDynamics, MobilityDynamics)

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import model_validator
 
-from .base import NonNegFloat, PosFloat, StrictModel, _tagged
+from .base import NonNegFloat, PosFloat, StrictModel, _tagged, ordered
 
 Kind = Literal["constant", "normal", "lognormal", "uniform", "exponential", "weibull"]
 
@@ -157,9 +157,7 @@ class UniformLatency(_DrawnLatency):
 
     @model_validator(mode="after")
     def _order(self):
-        if self.high_ms < self.low_ms:
-            raise ValueError(f"high_ms ({self.high_ms}) must be >= low_ms ({self.low_ms})")
-        return self
+        return ordered(self, "low_ms", "high_ms")
 
     def sampler(self) -> Sampler:
         return Sampler("uniform", self.low_ms / 1000, self.high_ms / 1000)
@@ -250,9 +248,7 @@ class UniformSpeed(_Distribution):
 
     @model_validator(mode="after")
     def _order(self):
-        if self.high < self.low:
-            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
-        return self
+        return ordered(self, "low", "high")
 
     def sampler(self) -> Sampler:
         return Sampler("uniform", self.low, self.high)
