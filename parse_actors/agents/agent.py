@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from parse_actors.data.types import ModalData
+from parse_actors.names import check_modality_names
 from parse_actors.seeding import rng as seed_rng
 
 from .aggregation import Incoming, collect, merge_branch, mixing_weights
@@ -48,11 +49,7 @@ class AgentSpec:
         mods = (self.modalities,) if isinstance(self.modalities, str) else tuple(self.modalities)
         if not mods:
             raise ValueError("an agent needs at least one modality")
-        if len(set(mods)) != len(mods):
-            raise ValueError(f"duplicate modality in {mods}")
-        for m in mods:
-            if not m or "/" in m or "+" in m or "." in m:
-                raise ValueError(f"modality names may not be empty or contain '/', '+', '.': {m!r}")
+        check_modality_names(mods)
         object.__setattr__(self, "modalities", mods)
         object.__setattr__(self, "archs", dict(self.archs or {}))
 
