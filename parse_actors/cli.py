@@ -86,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--budget", type=float, metavar="SECONDS",
                     help="sweeps: also compare accuracy at this virtual time, for runs that last different "
                          "virtual times (e.g. sync vs async with stragglers)")
+
+    au = sub.add_parser("audit", help="what each learned slice carries (latent probes, PID of the label)",
+                        description="Rebuild a finished run's agents from RUN_DIR/scenario.yaml and "
+                                    "final_weights.pt, compute their slices on held-out samples and write "
+                                    "RUN_DIR/pid_audit.csv, pid_audit.json and plots/pid_audit_<group>.png.")
+    au.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a finished run")
+    au.add_argument("--samples", type=int, default=4000, metavar="N",
+                    help="held-out samples of the synthetic task (default 4000; other datasets: the global "
+                         "test set)")
+    au.add_argument("--states", type=int, default=8, metavar="K",
+                    help="cells per feature set for the PID of the label (default 8)")
+    au.add_argument("--max-agents", type=int, metavar="N", help="audit at most N agents of each group")
+    au.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
     return p
 
 
@@ -181,6 +194,23 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _cmd_audit(args) -> int:
+    from parse_actors.audit import audit_run, format_table
+    from parse_actors.errors import ScenarioError
+
+    for flag, v, lo in (("--samples", args.samples, 20), ("--states", args.states, 2),
+                        ("--max-agents", args.max_agents, 1)):
+        if v is not None and v < lo:
+            raise ScenarioError(flag, "", f"expected at least {lo}, got {v}")
+    res = audit_run(Path(args.run_dir), n_samples=args.samples, states=args.states,
+                    max_agents_per_group=args.max_agents, dpi=args.dpi)
+    if not args.quiet:
+        print(format_table(res.rows))
+        print()
+    print(f"audit: {res.csv} ({res.seconds:.1f} s; plots: {', '.join(p.name for p in res.plots) or 'none'})")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from parse_actors import logs
@@ -194,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         Progress.enabled_default = False
     handlers = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema, "sweep": _cmd_sweep,
-                "report": _cmd_report}
+                "report": _cmd_report, "audit": _cmd_audit}
     try:
         return handlers[args.command](args)
     except (ScenarioError, RunDirError) as e:

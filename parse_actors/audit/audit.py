@@ -37,7 +37,7 @@ from .weights import load_final_weights, load_inference_state, path_of
 CSV_NAME = "pid_audit.csv"
 JSON_NAME = "pid_audit.json"
 HEADER = ["measure", "agent", "group", "method", "row", "column", "metric", "value", "null", "normalised", "own"]
-PID_MEASURE = "BROJA (dit PID_BROJA, cone solver)"
+PID_MEASURE = "BROJA (dit broja_cone_solve: exponential-cone program, ECOS)"
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 Measure: BROJA (Bertschinger, Rauh, Olbrich, Jost, Ay 2014: unique information
 is the minimum of I(S1;Y|S2) over distributions with the same (S1,Y) and
-(S2,Y) marginals), as implemented by `dit` (dit.pid.PID_BROJA) with the
-exponential-cone solver of Makkeh, Theis and Vicente (2018, BROJA-2PID, via
-ECOS). Why BROJA: of the two-source measures it is the one whose unique
+(S2,Y) marginals), solved by `dit`'s exponential-cone program of Makkeh,
+Theis and Vicente (2018, BROJA-2PID, via ECOS; dit.algorithms.broja_cone,
+the solver behind dit.pid.PID_BROJA(method="cone")). Why BROJA: of the two-source measures it is the one whose unique
 information is operational (a decision-theoretic meaning), its components are
 non-negative, and it does not credit independent sources with redundancy the
 way I_min does; I_ccs can go negative. The cone solver takes a fraction of a
@@ -51,26 +51,53 @@ def discretise(x: np.ndarray, fit: np.ndarray, states: int, seed: int) -> np.nda
     return np.unique(cells, return_inverse=True)[1].astype(np.int64)
 
 
+def _mi(joint: np.ndarray, axes_a, axes_b) -> float:
+    """I(A;B) in bits from a joint table whose axes are split into A and B."""
+    keep = tuple(sorted(axes_a + axes_b))
+    drop = tuple(k for k in range(joint.ndim) if k not in keep)
+    pab = joint.sum(axis=drop, keepdims=True) if drop else joint
+    pa = pab.sum(axis=tuple(axes_b), keepdims=True)
+    pb = pab.sum(axis=tuple(axes_a), keepdims=True)
+    nz = pab > 0
+    return float(np.sum(pab[nz] * np.log2((pab / (pa * pb))[nz])))
+
+
 def broja(s1: np.ndarray, s2: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """BROJA PID (bits) of the label y between two discrete sources, from the
-    plug-in joint distribution of the three integer arrays."""
+    plug-in joint distribution of the three integer arrays.
+
+    The unique informations come from dit's cone program
+    (dit.algorithms.broja_cone.broja_cone_solve; called directly because
+    PID_BROJA falls back to a generic solver that takes minutes when the cone
+    solution misses its feasibility tolerance); redundancy and synergy follow
+    from the PID identities I(S1;Y) = R + U1, I(S1,S2;Y) = R + U1 + U2 + S.
+    A failed solve gives NaN components."""
     import dit
-    from dit.pid import PID_BROJA
+    from dit.algorithms.broja_cone import broja_cone_solve
 
     logging.getLogger("dit").setLevel(logging.ERROR)
-    trip = np.stack([s1, s2, y], axis=1).astype(np.int64)
-    outcomes, counts = np.unique(trip, axis=0, return_counts=True)
+    y = np.asarray(y, dtype=np.int64)
     if len(np.unique(y)) < 2:
         return {c: 0.0 for c in COMPONENTS}
-    d = dit.Distribution([tuple(int(v) for v in o) for o in outcomes], (counts / counts.sum()).tolist())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p = PID_BROJA(d, [[0], [1]], [2], method="cone")
-    red = float(p.get_pi(((0,), (1,))))
-    u1 = float(p.get_pi(((0,),)))
-    u2 = float(p.get_pi(((1,),)))
-    syn = float(p.get_pi(((0, 1),)))
-    return {"redundant": red, "unique_1": u1, "unique_2": u2, "synergy": syn, "total": red + u1 + u2 + syn}
+    s1 = np.unique(s1, return_inverse=True)[1]
+    s2 = np.unique(s2, return_inverse=True)[1]
+    y = np.unique(y, return_inverse=True)[1]
+    joint = np.zeros((s1.max() + 1, s2.max() + 1, y.max() + 1))
+    np.add.at(joint, (s1, s2, y), 1.0)
+    joint /= joint.sum()
+    i1, i2, i12 = _mi(joint, [0], [2]), _mi(joint, [1], [2]), _mi(joint, [0, 1], [2])
+    nz = np.argwhere(joint > 0)
+    d = dit.Distribution([tuple(int(v) for v in o) for o in nz], [float(joint[tuple(o)]) for o in nz])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, meta = broja_cone_solve(d, [[0], [1]], [2])
+    except Exception:  # noqa: BLE001 - a failed solve is a missing value, not a failed audit
+        return {c: float("nan") for c in COMPONENTS}
+    u1 = min(max(float(meta["ui_source0"]), 0.0), i1)
+    u2 = min(max(float(meta["ui_source1"]), 0.0), i2)
+    red = i1 - u1
+    return {"redundant": red, "unique_1": u1, "unique_2": u2, "synergy": i12 - red - u1 - u2, "total": i12}
 
 
 def pid_of_label(x1: np.ndarray, x2: np.ndarray, y: np.ndarray, fit: np.ndarray, states: int,

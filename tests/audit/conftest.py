@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from parse_actors.agents import Agent, AgentSpec
 from parse_actors.audit import save_final_weights
@@ -36,6 +37,17 @@ def make_run_dir(path: Path, doc: dict, steps: int = 200) -> Path:
     groups = sc.agent_groups()
     fd = build_federated_data(sc.data, [tuple(g.modalities) for g in groups], seed=sc.seed, base_dir=path)
     states = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared machine
+    try:
+        _train(sc, fd, groups, steps, states)
+    finally:
+        torch.set_num_threads(threads)
+    save_final_weights(path, states)
+    return path
+
+
+def _train(sc, fd, groups, steps, states) -> None:
     for a, g in enumerate(groups):
         spec = AgentSpec(agent_id=a, modalities=tuple(g.modalities))
         agent = Agent(spec, input_shapes=fd.input_shapes, num_classes=fd.num_classes, model=sc.model,
@@ -44,10 +56,8 @@ def make_run_dir(path: Path, doc: dict, steps: int = 200) -> Path:
         if steps:
             agent.train_steps(fd.agents[a].train, steps, 64)
         states[a] = agent.state_dict()
-    save_final_weights(path, states)
-    return path
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("audit_run"), small_doc(), steps=300)
+    return make_run_dir(tmp_path_factory.mktemp("audit_run"), small_doc(), steps=150)
