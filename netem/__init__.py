@@ -15,6 +15,7 @@ message is recorded and counted by tag. Knows nothing about learning.
 """
 
 from .accounting import Accounting
+from .checks import check_network
 from .config import NetworkConfig, StrictModel
 from .errors import ConfigError, TraceFormatError
 from .network import Network
@@ -24,6 +25,7 @@ from .seeding import derive
 from .tracefiles import shipped_traces
 
 __all__ = [
+    "check_network",
     "Accounting",
     "ConfigError",
     "EventLog",

@@ -26,3 +26,18 @@ class TraceFormatError(ValueError):
         self.file = str(file)
         self.line = line
         self.message = message
+
+
+class trace_errors:
+    """Turn file problems into ConfigError at `path` (message names file and line)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None and issubclass(et, (TraceFormatError, FileNotFoundError, OSError)):
+            raise ConfigError(self.path, str(ev)) from ev
+        return False

@@ -24,6 +24,7 @@ import simpy
 from . import config as C
 from .access import SharedAccess
 from .accounting import Accounting
+from .checks import check_network
 from .churn import ChurnSchedule
 from .dynamics import MobilityDynamics, make_dynamics
 from .errors import ConfigError, TraceFormatError
@@ -75,7 +76,7 @@ class Network:
         elif not isinstance(cfg, C.NetworkConfig):
             cfg = C.NetworkConfig.model_validate(cfg)
         n = int(n_nodes)
-        cfg.check(n, base_dir)
+        check_network(cfg, n, base_dir)
         self.env = env
         self.config = cfg
         self.n_nodes = n

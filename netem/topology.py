@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 
 from . import config as C
-from .errors import ConfigError
+from .errors import ConfigError, trace_errors
 from .tracefiles import load_edge_list, resolve_path
 
 RANDOM_KINDS = ("k_regular", "erdos_renyi", "watts_strogatz", "barabasi_albert")
@@ -85,10 +85,8 @@ def check_topology(cfg, n: int, base_dir: str | Path | None = None) -> None:
 
 
 def _edge_list_graph(cfg: C.EdgeListTopology, n: int, base_dir) -> nx.Graph:
-    from .config import _trace_errors
-
     p = resolve_path(cfg.path, base_dir)
-    with _trace_errors("topology.path"):
+    with trace_errors("topology.path"):
         if not p.is_file():
             raise FileNotFoundError(f"edge list {str(p)!r} not found")
         edges = load_edge_list(p)

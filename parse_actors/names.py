@@ -1,4 +1,5 @@
-"""The one rule for modality names, shared by the scenario, the data side and agents.
+"""Shared names: the rule for modality names (scenario, data side, agents) and
+the vocabulary of slice and traffic kinds (agents, metrics, reports).
 
 A modality name is an identifier (letters, digits, _; not starting with a
 digit): it is used as a dict key, a part of metric names joined with '/' and
@@ -22,3 +23,11 @@ def check_modality_names(names: Iterable[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"modality names repeat: {names}")
     return names
+
+
+SLICE_KINDS = ("red", "uni", "syn")
+"""PARSE's feature slices: redundant, unique, synergistic."""
+BRANCH_KINDS = ("encoder", *SLICE_KINDS, "head")
+"""Kinds of parameter branches (`head`: the monolithic baselines' heads)."""
+TRAFFIC_KINDS = (*BRANCH_KINDS, "control")
+"""Kinds of messages in the byte accounting (`control`: capability and protocol messages)."""

@@ -233,12 +233,12 @@ def test_reader_crash_still_names_the_key(tmp_path, monkeypatch):
     """If a netem/data reader leaks a non-ConfigError exception, it is still one line at the file's key."""
     import csv
 
-    import netem
+    from parse_actors.scenario import checks
 
-    def boom(self, n_nodes, base_dir=None):
+    def boom(cfg, n_nodes, base_dir=None):
         raise csv.Error("field larger than field limit (131072)")
 
-    monkeypatch.setattr(netem.NetworkConfig, "check", boom)
+    monkeypatch.setattr(checks, "check_network", boom)
     e = error_of(tmp_path, "network: {link: {latency: {dist: trace, file: lat.csv}}}\n", {"lat.csv": "x\n"})
     assert e.path == "network.link.latency.file" and "field larger than field limit" in e.message
 

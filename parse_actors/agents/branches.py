@@ -30,7 +30,9 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-KINDS = ("encoder", "red", "uni", "syn", "head")
+from parse_actors.names import BRANCH_KINDS
+
+KINDS = BRANCH_KINDS
 """Kinds of parameter branches (the traffic accounting adds `control`)."""
 
 Signature = tuple[tuple[str, tuple[int, ...], str], ...]

@@ -10,12 +10,12 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from parse_actors.names import SLICE_KINDS
 from parse_actors.schema import StrictModel
 
 ArchName = Literal["mlp", "cnn", "conv1d", "gru"]
 """Encoder architectures of the registry in `archs.py`."""
 
-SLICE_KINDS = ("red", "uni", "syn")
 
 
 class SliceRatio(StrictModel):

@@ -21,13 +21,14 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from parse_actors.names import SLICE_KINDS
 from parse_actors.seeding import torch_seed
 
 from .archs import build_encoder, count_macs
 from .branches import BranchInfo, info_of, modset
 from .config import ModelConfig, SliceWeights
 
-DROP_KINDS = ("red", "uni", "syn")
+DROP_KINDS = SLICE_KINDS  # the kinds whose logits an evaluation may leave out
 
 
 def _head(in_width: int, num_classes: int, hidden: int) -> nn.Module:

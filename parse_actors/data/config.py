@@ -41,6 +41,7 @@ from pydantic import Field, create_model, field_validator, model_validator
 from ..schema import StrictModel
 from .datasets.synthetic import PRESET_MIX, MixConfig, SyntheticConfig  # noqa: F401 - importable from here
 from .errors import DataError
+from .modality import ScheduleEntry, resolve_schedule
 from .registry import DATASETS, PATH_DATASETS, DatasetName
 from .types import Dataset, Pairing
 
@@ -71,32 +72,6 @@ class PartitionConfig(StrictModel):
         if v is not None and (not v or any(r <= 0 for r in v)):
             raise ValueError("ratios must be a non-empty list of numbers > 0")
         return v
-
-
-class ScheduleEntry(StrictModel):
-    """A modality lost or gained during the run, by one agent or a set of them."""
-
-    agent: int | None = Field(None, ge=0)
-    """One agent index."""
-    agents: list[int] | None = None
-    """Several agent indices."""
-    group: list[str] | None = None
-    """Every agent whose initial modality set is exactly this one (order does not matter)."""
-    modality: str
-    """The modality lost or gained."""
-    at_s: float = Field(ge=0)
-    """Virtual time in seconds."""
-    action: Literal["lose", "gain"] = "lose"
-    """lose: the sensor fails; gain: it starts working."""
-
-    @model_validator(mode="after")
-    def _one_selector(self):
-        given = [k for k in ("agent", "agents", "group") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of agent, agents, group (got {given or 'none'})")
-        if self.agents is not None and (not self.agents or min(self.agents) < 0):
-            raise ValueError("agents must be a non-empty list of indices >= 0")
-        return self
 
 
 class _Source(StrictModel):
@@ -233,8 +208,6 @@ class DataConfig(_WithOptions):
             if ev.group is not None and frozenset(ev.group) not in group_sets:
                 raise DataError(f"{key}.group", f"no agent group has exactly modalities {sorted(ev.group)}")
         if agent_modalities is not None and self.schedule:
-            from .modality import resolve_schedule
-
             resolve_schedule(self.schedule, [tuple(m) for m in agent_modalities], mods)
         total = ds.pool_size(opts) if ds.pool_size is not None else None
         if total is not None:

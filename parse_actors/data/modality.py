@@ -4,12 +4,40 @@ training-time missing modalities."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from .config import ScheduleEntry
+from ..schema import StrictModel
 from .errors import DataError
 from .types import ModalityEvent
+
+
+class ScheduleEntry(StrictModel):
+    """A modality lost or gained during the run, by one agent or a set of them."""
+
+    agent: int | None = Field(None, ge=0)
+    """One agent index."""
+    agents: list[int] | None = None
+    """Several agent indices."""
+    group: list[str] | None = None
+    """Every agent whose initial modality set is exactly this one (order does not matter)."""
+    modality: str
+    """The modality lost or gained."""
+    at_s: float = Field(ge=0)
+    """Virtual time in seconds."""
+    action: Literal["lose", "gain"] = "lose"
+    """lose: the sensor fails; gain: it starts working."""
+
+    @model_validator(mode="after")
+    def _one_selector(self):
+        given = [k for k in ("agent", "agents", "group") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of agent, agents, group (got {given or 'none'})")
+        if self.agents is not None and (not self.agents or min(self.agents) < 0):
+            raise ValueError("agents must be a non-empty list of indices >= 0")
+        return self
 
 
 def resolve_schedule(

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from .datasets import av_digits, avmnist, cremad, npz, synthetic, uci_har, watch_imu
 from .types import Dataset, SourceData
 
-if TYPE_CHECKING:
-    from .config import DataConfig
+DataConfig = Any  # a parse_actors.data.config.DataConfig (that module builds its schema from this registry)
 
 _MODULES = (synthetic, av_digits, watch_imu, uci_har, avmnist, cremad, npz)  # the registration, in display order
 

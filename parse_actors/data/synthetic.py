@@ -74,8 +74,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..seeding import rng as seeded_rng
-from .config import SyntheticConfig
 from .types import ModalData
+
+# `cfg` below is a parse_actors.data.datasets.synthetic.SyntheticConfig; that module
+# imports this generator, so the type is named, not imported (no import circle).
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _modset_key(mods) -> str:
 class PIDTask:
     """The fixed random task: parts, label function, projections."""
 
-    def __init__(self, cfg: SyntheticConfig, task_seed: int) -> None:
+    def __init__(self, cfg: "SyntheticConfig", task_seed: int) -> None:
         self.cfg = cfg
         self.modalities = tuple(cfg.modalities)
         self.C = cfg.num_classes
@@ -277,7 +279,7 @@ class SyntheticSample:
     info: dict
 
 
-def generate(cfg: SyntheticConfig, seed: int, n: int | None = None, oracle: bool = True) -> SyntheticSample:
+def generate(cfg: "SyntheticConfig", seed: int, n: int | None = None, oracle: bool = True) -> SyntheticSample:
     """Draw `n` (default cfg.n_samples) samples; deterministic in (cfg, seed)."""
     n = cfg.n_samples if n is None else n
     task_seed = seed if cfg.task_seed is None else cfg.task_seed
@@ -304,7 +306,7 @@ def generate(cfg: SyntheticConfig, seed: int, n: int | None = None, oracle: bool
     return SyntheticSample(ModalData(x, y), lat, task, info)
 
 
-def generate_heldout(cfg: SyntheticConfig, seed: int, n: int, oracle: bool = False) -> SyntheticSample:
+def generate_heldout(cfg: "SyntheticConfig", seed: int, n: int, oracle: bool = False) -> SyntheticSample:
     """`n` fresh samples of the same task as `generate(cfg, seed)`, with their latents.
 
     For audits of learned representations (parse_actors.audit): the task (every

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-KINDS = ("encoder", "red", "uni", "syn", "head", "control")
+from parse_actors.names import TRAFFIC_KINDS as KINDS
 
 
 def final_accuracy(rows: list[dict], column: str = "acc") -> dict:

@@ -71,7 +71,7 @@ def build_scenario(doc: dict, file: str | None = None, overrides: list[str] | No
     try:
         sc = Scenario.model_validate(doc)
     except ValidationError as e:
-        raise format_validation_error(e, file) from None
+        raise format_validation_error(e, file, Scenario) from None
     except (RecursionError, OverflowError, MemoryError) as e:
         raise ScenarioError(file, "", f"document cannot be validated ({type(e).__name__})") from None
     if sc.base_dir is None:

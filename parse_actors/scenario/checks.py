@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from netem import ConfigError as NetemConfigError
+from netem import check_network
 from parse_actors.data import DataError
 from parse_actors.errors import ScenarioError
 
@@ -29,7 +30,7 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         files.append(("data.path", sc.data.path, False))
     _check_files(files, base, file)
     try:
-        sc.network.check(n_nodes=n, base_dir=base)
+        check_network(sc.network, n_nodes=n, base_dir=base)
     except NetemConfigError as e:
         raise ScenarioError(file, _join("network", e.path), e.message) from None
     except _UNEXPECTED as e:  # a reader failing on a file it should have reported on

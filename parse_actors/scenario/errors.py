@@ -180,13 +180,9 @@ def _suggest_literal(inp: Any, expected: str) -> str:
     return f"; did you mean '{hint[0]}'?" if hint else ""
 
 
-def format_validation_error(exc: ValidationError, file: str | None, root: type[BaseModel] = None,
+def format_validation_error(exc: ValidationError, file: str | None, root: type[BaseModel],
                             prefix: tuple = ()) -> ScenarioError:
-    """The first (most specific) pydantic error as a ScenarioError."""
-    if root is None:
-        from .schema import Scenario
-
-        root = Scenario
+    """The first (most specific) pydantic error as a ScenarioError (`root`: the model validated)."""
     errors = exc.errors(include_url=False)
     # prefer an unknown-key or value error over the noise pydantic adds for unions
     errors.sort(key=lambda e: (e["type"].startswith("union_tag") is False and "." in e["type"], len(e["loc"])))

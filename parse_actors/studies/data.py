@@ -12,7 +12,11 @@ from typing import Any
 
 from parse_actors.metrics.rundir import RunDirError
 from parse_actors.studies.grid import dump_value, is_numeric, value_text
-from parse_actors.studies.sweep import SWEEP_JSON
+
+SWEEP_JSON = "sweep.json"
+"""What a sweep directory holds: the plan (scenario, grid, seeds, runs), written first."""
+SWEEP_CSV = "sweep.csv"
+"""One row per run of a sweep."""
 
 
 class ReportError(RunDirError):

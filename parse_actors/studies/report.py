@@ -42,12 +42,12 @@ from parse_actors.studies.data import (
     load_sweep,
     mean_std,
 )
+from parse_actors.names import SLICE_KINDS as DROP
 from parse_actors.studies.grid import value_text
 from parse_actors.studies.tune import Choice, choose
 
 FIG_DIR = "report"
 MAX_LINES = 16
-DROP = ("red", "uni", "syn")
 DERIVED = {
     "offline_frac": ("nominal offline time (% of each agent's time)", 100.0),
     "straggler_frac": ("straggler agents (% of agents)", 100.0),

@@ -36,10 +36,9 @@ from parse_actors import atomic
 from parse_actors.errors import ScenarioError
 from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
+from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
 from parse_actors.studies.grid import GridPoint, add_tune, dump_value, expand_grid, file_grid, is_numeric, merge_grids
 
-SWEEP_JSON = "sweep.json"
-SWEEP_CSV = "sweep.csv"
 TUNED_CSV = "tuned.csv"
 
 
@@ -532,7 +531,6 @@ class _Done:
 def tuned_rows(grid: dict[str, list], tune: list[str], runs: list) -> tuple[list[str], list[list]]:
     """tuned.csv: one row per setting of the other grid keys: the tune values chosen on
     validation accuracy, that score, and test accuracy there (mean and 95% CI over seeds)."""
-    from parse_actors.studies.data import mean_ci
     from parse_actors.studies.tune import choose
 
     choices = choose(runs, grid, tune)

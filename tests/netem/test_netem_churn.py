@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
+
+from netem.checks import check_network
 from netem_helpers import build, send_at
 
 from netem import EventLog, NetworkConfig
@@ -182,7 +184,7 @@ def test_trace_with_too_few_nodes_is_rejected(tmp_path):
     (tmp_path / "a.txt").write_text("a 0 10\nb 0 10\n")
     cfg = NetworkConfig.model_validate({"churn": {"model": "trace", "file": "a.txt"}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(n_nodes=3, base_dir=tmp_path)
+        check_network(cfg, n_nodes=3, base_dir=tmp_path)
     assert e.value.path == "churn.file" and "2 nodes" in e.value.message
 
 

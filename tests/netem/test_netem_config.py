@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from netem import ConfigError, NetworkConfig
+from netem.checks import check_network
 
 EXAMPLE = """
 network:
@@ -33,7 +34,7 @@ network:
 
 def test_defaults_are_a_valid_network():
     cfg = NetworkConfig()
-    cfg.check(n_nodes=8)
+    check_network(cfg, n_nodes=8)
     assert cfg.topology.kind == "ring" and cfg.link.latency.ms == 10 and cfg.link.bandwidth_mbps == 100
     models = (cfg.loss.model, cfg.churn.model, cfg.stragglers.model, cfg.dynamics.model)
     assert models == ("none", "none", "none", "static")
@@ -43,7 +44,7 @@ def test_defaults_are_a_valid_network():
 def test_full_yaml_example_validates_and_checks():
     doc = yaml.safe_load(EXAMPLE)["network"]
     cfg = NetworkConfig.model_validate(doc)
-    cfg.check(n_nodes=10)
+    check_network(cfg, n_nodes=10)
     assert cfg.churn.online.shape == 0.6 and cfg.loss.outages[0].end_s == 160
     # Round trip through a dump.
     assert NetworkConfig.model_validate(cfg.model_dump()) == cfg
@@ -110,7 +111,7 @@ def test_yaml_on_off_keys_are_not_used():
 def test_check_reports_key_paths(tmp_path, doc, n, path):
     cfg = NetworkConfig.model_validate(doc)
     with pytest.raises(ConfigError) as e:
-        cfg.check(n_nodes=n, base_dir=tmp_path)
+        check_network(cfg, n_nodes=n, base_dir=tmp_path)
     assert e.value.path == path
     assert str(e.value).startswith(path + ": ")
 
@@ -153,7 +154,7 @@ def test_readme_example_is_a_valid_network():
     text = (Path(netem.__file__).parent / "README.md").read_text()
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = NetworkConfig.model_validate(yaml.safe_load(block)["network"])
-    cfg.check(n_nodes=10)
+    check_network(cfg, n_nodes=10)
 
 
 def test_file_fields_lists_user_files_only():
@@ -174,9 +175,9 @@ def test_file_fields_lists_user_files_only():
 def test_servers_file_problems_name_the_servers_key(tmp_path):
     cfg = NetworkConfig.model_validate({"link": {"latency": {"dist": "trace", "servers": "srv.csv"}}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, tmp_path)
+        check_network(cfg, 4, tmp_path)
     assert (e.value.path, e.value.message) == ("link.latency.servers", f"servers file {str(tmp_path / 'srv.csv')!r} not found")
     (tmp_path / "srv.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, tmp_path)
+        check_network(cfg, 4, tmp_path)
     assert e.value.path == "link.latency.servers" and e.value.message.startswith(f"{tmp_path / 'srv.csv'}:1: ")

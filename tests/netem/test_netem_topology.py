@@ -5,6 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+
+from netem.checks import check_network
 from netem_helpers import build, send_at
 
 from netem import ConfigError, EventLog, NetworkConfig
@@ -82,7 +84,7 @@ def test_neighbors_are_sorted_lists():
 def test_check_rejects_impossible_topologies(topology, n, path, words):
     cfg = NetworkConfig.model_validate({"topology": topology})
     with pytest.raises(ConfigError) as e:
-        cfg.check(n_nodes=n)
+        check_network(cfg, n_nodes=n)
     assert e.value.path == path and words in e.value.message
     assert str(e.value) == f"{path}: {e.value.message}"
 
@@ -98,22 +100,22 @@ def test_disconnected_edge_list_is_rejected(tmp_path):
     (tmp_path / "g.txt").write_text("0 1\n2 3\n")
     cfg = NetworkConfig.model_validate({"topology": {"kind": "edge_list", "path": "g.txt"}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, base_dir=tmp_path)
+        check_network(cfg, 4, base_dir=tmp_path)
     assert e.value.path == "topology.path" and "disconnected" in e.value.message
     # Allowed when connectivity is not required.
     cfg = NetworkConfig.model_validate({"topology": {"kind": "edge_list", "path": "g.txt", "connected": False}})
-    cfg.check(4, base_dir=tmp_path)
+    check_network(cfg, 4, base_dir=tmp_path)
 
 
 def test_edge_list_errors_name_file_and_line(tmp_path):
     (tmp_path / "g.txt").write_text("0 1\n1 x\n")
     cfg = NetworkConfig.model_validate({"topology": {"kind": "edge_list", "path": "g.txt"}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, base_dir=tmp_path)
+        check_network(cfg, 4, base_dir=tmp_path)
     assert "g.txt:2" in e.value.message
     (tmp_path / "g.txt").write_text("0 1\n1 7\n")
     with pytest.raises(ConfigError, match="out of range"):
-        cfg.check(4, base_dir=tmp_path)
+        check_network(cfg, 4, base_dir=tmp_path)
 
 
 class GraphMirror:

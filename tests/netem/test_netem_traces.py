@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from netem_helpers import build, send_at
+from netem.checks import check_network
 
 from netem import ConfigError, NetworkConfig, TraceFormatError, shipped_traces
 from netem.tracefiles import (
@@ -60,7 +61,7 @@ def test_unknown_city_is_a_config_error():
         {"link": {"latency": {"dist": "trace", "mapping": "nearest_city", "locations": ["Oslo", "Atlantis"]}}}
     )
     with pytest.raises(ConfigError) as e:
-        cfg.check(2)
+        check_network(cfg, 2)
     assert e.value.path == "link.latency.locations" and "Atlantis" in e.value.message
 
 
@@ -68,7 +69,7 @@ def test_malformed_bandwidth_line_names_file_and_line(tmp_path):
     (tmp_path / "bw.tsv").write_text("0.0\t1.5\n0.5\t2.0\n1.0\tfast\n")
     cfg = NetworkConfig.model_validate({"link": {"bandwidth": {"trace": "bw.tsv"}}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, base_dir=tmp_path)
+        check_network(cfg, 4, base_dir=tmp_path)
     assert e.value.path == "link.bandwidth.trace"
     assert "bw.tsv:3" in e.value.message and "fast" in e.value.message
 
@@ -109,7 +110,7 @@ def test_malformed_ping_and_availability_lines(tmp_path):
 def test_missing_trace_lists_shipped_names(tmp_path):
     cfg = NetworkConfig.model_validate({"link": {"bandwidth": {"trace": "norway-5g"}}})
     with pytest.raises(ConfigError) as e:
-        cfg.check(4, base_dir=tmp_path)
+        check_network(cfg, 4, base_dir=tmp_path)
     assert "not found" in e.value.message and "norway-3g-bus" in e.value.message
 
 
@@ -147,7 +148,7 @@ def test_reads_the_shared_measured_traces(shared_traces):
             }
         }
     )
-    cfg.check(2)
+    check_network(cfg, 2)
 
 
 def test_binary_and_nul_files_are_reported_with_their_line(tmp_path):
@@ -161,4 +162,4 @@ def test_binary_and_nul_files_are_reported_with_their_line(tmp_path):
         load_latency_matrix(c)
     cfg = NetworkConfig.model_validate({"link": {"bandwidth": {"trace": "bw.bin"}}})
     with pytest.raises(ConfigError, match="not UTF-8"):
-        cfg.check(3, base_dir=tmp_path)
+        check_network(cfg, 3, base_dir=tmp_path)

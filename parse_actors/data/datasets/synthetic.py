@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from ...names import check_modality_names
 from ...schema import StrictModel
 from ..errors import DataError
+from ..synthetic import generate
 from ..types import Dataset, SourceData
 
 
@@ -130,8 +131,6 @@ def _check(s: SyntheticConfig) -> None:
 
 
 def _build(opts: SyntheticConfig, seed: int, path: Path | None, cfg) -> SourceData:
-    from ..synthetic import generate
-
     s = generate(opts, seed)
     return SourceData(s.data, None, opts.num_classes, info={"synthetic": s.info})
 
