@@ -296,8 +296,12 @@ def test_choco_async_with_churn_keeps_both_copies_of_each_link_equal(tmp_path):
 
 
 # ---------------------------------------------------------------- determinism and resume
-def test_resume_of_a_budgeted_choco_run_is_exact(tmp_path):
-    over = (CODECS, TRACE, "protocol.payload_budget={seconds: 0.05}", "protocol.rounds=4")
+@pytest.mark.parametrize("over", [
+    (CODECS, TRACE, "protocol.payload_budget={seconds: 0.05}", "protocol.rounds=4"),
+    (CODECS, "protocol.payload_budget=30000", "protocol.mode=async", "protocol.eval_every_s=0.05",
+     "protocol.rounds=4", "network.link.bandwidth_mbps=5"),
+], ids=["sync-trace", "async-in-flight"])
+def test_resume_of_a_budgeted_choco_run_is_exact(tmp_path, over):
     full = tmp_path / "full"
     run_scenario(scenario(*over), full, backend="inline")
     out = tmp_path / "cut"
@@ -308,6 +312,11 @@ def test_resume_of_a_budgeted_choco_run_is_exact(tmp_path):
 
     with pytest.raises(Interrupted):
         run_scenario(scenario(*over), out, backend="inline", hooks=[stop_after_1])
+    if "protocol.mode=async" in over:
+        from parse_actors.engine import checkpoint as ckpt
+
+        state = ckpt.load(out)
+        assert state["payloads"] and state["protocol"]["links"]  # CHOCO payloads in flight, link states
     resume_run(out, backend="inline")
     for name in ("metrics.csv", "comm.csv"):
         assert (out / name).read_text() == (full / name).read_text(), name
