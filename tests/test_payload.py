@@ -160,6 +160,19 @@ def test_deferral_follows_priority_and_is_bounded(tmp_path):
     assert set(s2["deferred_by_kind"]) & {"red", "uni", "syn"}
 
 
+def test_staleness_priority_sends_the_longest_waiting_branch_first(tmp_path):
+    out = tmp_path / "staleness"
+    run_scenario(scenario("protocol.payload_budget=61000", "protocol.priority=staleness", "protocol.defer_limit=100"),
+                 out, backend="inline")
+    ev = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    budget_ev = [e for e in ev if e["event"] == "budget"]
+    assert all(e["deferred"] == {"encoder": 2} for e in budget_ev if e["round"] == 0)  # none sent yet: kind order
+    r1 = [e for e in budget_ev if e["round"] == 1]
+    assert r1 and all(e["sent"][0].startswith("backbone/") for e in r1)  # never sent: oldest, first
+    s = summary(out)
+    assert s["longest_wait"] <= 2  # no aging needed (defer_limit 100): staleness alone rotates
+
+
 def test_byte_budget_that_cannot_carry_a_branch_is_refused_with_a_codec(tmp_path):
     with pytest.raises(ScenarioError) as e:
         run_scenario(scenario("protocol.payload_budget=20000"), tmp_path / "x", backend="inline")
