@@ -184,9 +184,47 @@ def test_byte_budget_that_cannot_carry_a_branch_is_refused_with_a_codec(tmp_path
                  tmp_path / "y", backend="inline")
 
 
-def test_priority_change_is_refused_for_now():
+def test_change_priority_sends_the_branch_that_moved_most_first(tmp_path):
+    """priority: change (sync): the hosts measure each branch's relative change since it was
+    last sent to that neighbour at the round's start; never-sent branches count as infinite;
+    each link's messages go in decreasing change (first fit)."""
+    out = tmp_path / "change"
+    run_scenario(scenario("protocol.payload_budget=55000", "protocol.priority=change", "protocol.defer_limit=100",
+                          "protocol.rounds=4"), out, backend="inline")
+    ev = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    budget_ev = [e for e in ev if e["event"] == "budget"]
+    later = [e for e in budget_ev if e["round"] >= 2]
+    assert later
+    for e in later:
+        ch = {k: math.inf if x is None else x for k, x in e["change"].items()}
+        order = sorted(ch, key=lambda k: -ch[k])
+        assert e["sent"] == [k for k in order if k in e["sent"]], e
+        assert any(math.isfinite(x) for x in ch.values())
+    s = summary(out)
+    assert s["longest_wait"] <= s["starvation_bound"]
+
+
+def test_resume_with_change_priority_replays_the_same_schedule(tmp_path):
+    over = ("protocol.payload_budget=55000", "protocol.priority=change", "protocol.rounds=4", TRACE)
+    full = tmp_path / "full"
+    run_scenario(scenario(*over), full, backend="inline")
+    out = tmp_path / "cut"
+
+    def stop_after_1(sim, rnd):
+        if rnd == 1:
+            sim.stop_signal = signal.SIGTERM
+
+    with pytest.raises(Interrupted):
+        run_scenario(scenario(*over), out, backend="inline", hooks=[stop_after_1])
+    resume_run(out, backend="inline")
+    for name in ("metrics.csv", "comm.csv"):
+        assert (out / name).read_text() == (full / name).read_text(), name
+    assert summary(out) == summary(full)
+
+
+def test_change_priority_needs_sync():
     with pytest.raises(ScenarioError, match="protocol.priority"):
-        scenario("protocol.priority=change")
+        scenario("protocol.priority=change", "protocol.mode=async")
 
 
 # ---------------------------------------------------------------- compression

@@ -142,6 +142,8 @@ class Simulation:
         for ev in self.fd.modality_schedule:
             self.env.process(self.discovery.modality_event(ev))
         self.protocol = PROTOCOLS[sc.protocol.mode](self)
+        if self.resume.state is not None and "protocol" in self.resume.state:
+            self.protocol.preload(self.resume.state["protocol"])  # what the dry replay needs
         self._check_budget()
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
                       method=sc.method, protocol=sc.protocol.mode, dataset=self.fd.info.get("name"))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from parse_actors.agents import Agent, AgentSpec, Incoming
+from parse_actors.agents.budget import ChangeTracker
 from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
 from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
@@ -32,6 +33,7 @@ class AgentHost:
         self.global_test: ModalData | None = None
         self.choco: dict[int, ChocoGossip] = {}  # CHOCO-gossip state per agent (compressed runs)
         self.choco_deg: dict[int, dict[tuple[int, str], int]] = {}  # last degree heard per (neighbour, key)
+        self.trackers: dict[int, ChangeTracker] = {}  # priority: change (what was last sent to whom)
         _set_threads(torch_threads)
         fix_malloc_thresholds()
 
@@ -98,6 +100,27 @@ class AgentHost:
         for seq, ok in outcomes:
             ch.delivered(int(seq)) if ok else ch.dropped(int(seq))
 
+    def _tracker(self, aid: int) -> ChangeTracker:
+        tr = self.trackers.get(aid)
+        if tr is None:
+            tr = self.trackers[aid] = ChangeTracker()
+        return tr
+
+    def _flat(self, aid: int, key: str) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.agents[aid].net.branches[key].parameters()])
+
+    def branch_changes(self, aid: int, plan: dict[int, list[str]]) -> dict[int, dict[str, float]]:
+        """priority: change: relative change of each planned branch since it was last sent to
+        that neighbour (inf: never sent)."""
+        tr = self._tracker(aid)
+        flats: dict[str, torch.Tensor] = {}
+        out = {}
+        with _threads(self.torch_threads):
+            for j, keys in plan.items():
+                out[int(j)] = {k: tr.change(int(j), k, flats[k] if k in flats else flats.setdefault(k, self._flat(aid, k)))
+                               for k in keys}
+        return out
+
     def train_and_exchange(self, aid: int, steps: int, batch_size: int, keys: list[str], spec: dict) -> tuple[dict, dict]:
         """Local SGD, then what goes on the wire when a kind is compressed: `keys` exported
         (dense, or encoded by their kind's codec for the naive baseline) and one CHOCO
@@ -129,6 +152,13 @@ class AgentHost:
                     params = dict(agent.net.branches[k].named_parameters())
                     m = ch.message(int(j), k, params, codecs[caps[k].kind], exchange)
                     payload["choco"].setdefault(int(j), {})[k] = to_plain(m.q)
+            if spec.get("sent"):  # priority: change: remember what went to whom
+                by_key: dict[str, list[int]] = {}
+                for j, k in spec["sent"]:
+                    by_key.setdefault(k, []).append(int(j))
+                tr = self._tracker(aid)
+                for k, nbrs in by_key.items():
+                    tr.sent(nbrs, k, self._flat(aid, k))
         stats["wall_s"] = time.perf_counter() - t0
         return _plain(stats), payload
 
@@ -214,6 +244,8 @@ class AgentHost:
             if a in self.choco:
                 sd["choco"] = {"gossip": self.choco[a].state_dict(),
                                "degrees": [[j, k, d] for (j, k), d in sorted(self.choco_deg[a].items())]}
+            if a in self.trackers:
+                sd["change"] = self.trackers[a].state_dict()
             out[a] = sd
         return out
 
@@ -226,6 +258,9 @@ class AgentHost:
                 ch = self._gossip(a, 0)
                 ch.load_state_dict(sd["choco"]["gossip"], self.device)
                 self.choco_deg[a] = {(int(j), k): int(d) for j, k, d in sd["choco"]["degrees"]}
+            self.trackers.pop(a, None)
+            if "change" in sd:
+                self._tracker(a).load_state_dict(sd["change"])
 
 
 def _set_threads(n: int) -> None:

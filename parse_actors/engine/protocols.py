@@ -11,6 +11,7 @@ A new protocol is one class here with an `async drive()`, registered in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from parse_actors.agents.budget import ALL_KINDS, Candidate, LinkState, schedule, starvation_bound
@@ -40,6 +41,8 @@ class Protocol:
         self.budgeted = cfg.payload_budget is not None
         self.codecs = {k: cfg.codec_of(k) for k in ALL_KINDS}
         self.compressed = cfg.lossy()
+        self.tracking = cfg.priority == "change" and self.budgeted  # hosts measure change since last sent
+        self.structured = self.compressed or self.tracking  # train_and_exchange / merge_exchange payloads
         self.choco_kinds = ({k for k, c in self.codecs.items() if c.name != "none"}
                             if self.compressed and cfg.compressed_averaging == "choco" else set())
         self.links: dict[tuple[int, int], LinkState] = {}  # deferral state per directed link
@@ -49,6 +52,8 @@ class Protocol:
         self.max_branches = 0  # most candidate branches seen on one link (starvation bound)
         self.outcomes: dict[int, list[list]] = {}  # CHOCO: sender -> [[seq, delivered]] not yet told its host
         self.choco_seq: dict[int, int] = {}  # CHOCO: next message number of each agent (mirrors its host)
+        self.changes: dict[int, dict[int, dict[str, float]]] = {}  # priority change: this round's values
+        self.change_log: dict[int, dict] = {}  # round -> changes (checkpointed: a dry replay schedules with them)
 
     async def drive(self) -> None:
         raise NotImplementedError
@@ -77,6 +82,24 @@ class Protocol:
         if self.budgeted:
             self.control[(src, dst)] = self.control.get((src, dst), 0) + nbytes
 
+    async def measure_changes(self, rnd: int) -> None:
+        """priority: change: how far each branch moved since it was last sent to each
+        neighbour, measured on the hosts at the round's start (after the last merge);
+        small dicts, awaited before the round's timeline. Replayed from the log when dry."""
+        sim = self.sim
+        if sim.dry:
+            self.changes = self.change_log.get(rnd, {})
+            return
+        refs = {}
+        for v in sim.views:
+            if self.net.is_online(v.aid):
+                plan = sim.plan(v, rnd)
+                if plan:
+                    refs[v.aid] = sim.call(v.host, "branch_changes", v.aid, plan)
+        vals = await sim.get(list(refs.values()))
+        self.changes = {aid: {int(j): d for j, d in val.items()} for aid, val in zip(refs, vals)}
+        self.change_log[rnd] = self.changes
+
     def _schedule(self, v: AgentView, j: int, keys: list[str], rnd: int) -> list[str]:
         """The keys that fit this exchange's budget on v->j, in sending order; counts the rest."""
         caps = v.capabilities
@@ -86,14 +109,17 @@ class Protocol:
         st = self.links.setdefault((v.aid, j), LinkState())
         spent = self.control.pop((v.aid, j), 0)
         header = self.cfg.header_bytes
-        s = schedule(cands, header, budget, st, self.cfg.priority, self.cfg.defer_limit, spent=spent)
+        change = self.changes.get(v.aid, {}).get(j) if self.tracking else None
+        s = schedule(cands, header, budget, st, self.cfg.priority, self.cfg.defer_limit, change, spent=spent)
         for table, which in ((self.deferred, s.deferred), (self.oversize, s.oversize)):
             for c in which:
                 table[(v.aid, j, c.kind)] = table.get((v.aid, j, c.kind), 0) + 1
         if (s.deferred or s.oversize) and self.sim.sc.output.log_messages:
             self.sim.log.debug("budget", t=self.env.now, src=v.aid, dst=j, round=rnd, budget=budget,
                               bytes=spent + s.nbytes, control_bytes=spent, sent=[c.key for c in s.send],
-                              deferred=s.counts("deferred"), oversize=s.counts("oversize"))
+                              deferred=s.counts("deferred"), oversize=s.counts("oversize"),
+                              **({"change": {k: (None if math.isinf(x) else round(x, 6)) for k, x in change.items()}}
+                                 if change is not None else {}))
         return [c.key for c in s.send]
 
     def on_outcome(self, src: int, seq: int, delivered: bool) -> None:
@@ -120,7 +146,10 @@ class Protocol:
                 "control": [[s, d, n] for (s, d), n in sorted(self.control.items())],
                 "max_branches": self.max_branches,
                 "outcomes": [[a, [list(o) for o in out]] for a, out in sorted(self.outcomes.items())],
-                "choco_seq": [[a, n] for a, n in sorted(self.choco_seq.items())]}
+                "choco_seq": [[a, n] for a, n in sorted(self.choco_seq.items())],
+                "change_log": [[r, a, j, k, x] for r, per in sorted(self.change_log.items())
+                               for a, nb in sorted(per.items()) for j, d in sorted(nb.items())
+                               for k, x in sorted(d.items())]}
 
     def load_state(self, st: dict) -> None:
         self.links = {}
@@ -133,6 +162,14 @@ class Protocol:
         self.max_branches = int(st["max_branches"])
         self.outcomes = {int(a): [[int(q), bool(ok)] for q, ok in out] for a, out in st["outcomes"]}
         self.choco_seq = {int(a): int(n) for a, n in st["choco_seq"]}
+        self.preload(st)
+
+    def preload(self, st: dict) -> None:
+        """What a dry replay of the finished periods needs before `load_state` (resume)."""
+        log: dict[int, dict] = {}
+        for r, a, j, k, x in st.get("change_log", []):
+            log.setdefault(int(r), {}).setdefault(int(a), {}).setdefault(int(j), {})[k] = float(x)
+        self.change_log = log
 
     # -- shared steps ----------------------------------------------------------
     def work(self, v: AgentView) -> float:
@@ -172,12 +209,13 @@ class Protocol:
         choco = [(j, k) for j, k in sends if caps[k].kind in self.choco_kinds]
         seq0 = self.choco_seq.get(v.aid, 0)
         if pre is None:
-            if self.compressed:
+            if self.structured:
                 self.choco_seq[v.aid] = seq0 + len(choco)
                 keys = sorted({k for j, k in sends if caps[k].kind not in self.choco_kinds})
                 spec = {"codecs": {k: str(c) for k, c in self.codecs.items()}, "seed": sim.sc.seed,
                         "exchange": rnd, "choco": [list(p) for p in choco], "seq0": seq0,
-                        "outcomes": self.take_outcomes(v.aid)}
+                        "outcomes": self.take_outcomes(v.aid),
+                        "sent": [[j, k] for j, k in sends] if self.tracking else []}
                 stats_ref, payload = sim.call(v.host, "train_and_exchange", v.aid, tr.local_steps, tr.batch_size,
                                               keys, spec, num_returns=2)
             else:
@@ -203,7 +241,7 @@ class Protocol:
 
     def merge(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
         """Submit the per-branch average of what arrived (one payload reference per sender and round)."""
-        if self.compressed:
+        if self.structured:
             return self._merge_compressed(v, rnd, inbox)
         if not inbox:
             return None
@@ -267,6 +305,8 @@ class SyncProtocol(Protocol):
         rounds = self.cfg.rounds
         measured_mode = sim.sc.engine.compute_time == "measured"
         async for rnd in sim.periods(rounds):
+            if self.tracking:
+                await self.measure_changes(rnd)
             measured = await self._measure_round(rnd) if measured_mode else None
             out: dict = {}
             sim.run_until(self.env.process(self.round(rnd, out, measured)))
