@@ -375,8 +375,12 @@ def test_resume_of_a_budgeted_choco_run_is_exact(tmp_path, over):
 
 
 @pytest.mark.ray
-def test_compressed_budgeted_run_same_inline_and_ray(tmp_path, ray_instance):
-    over = (CODECS, TRACE, "protocol.payload_budget={seconds: 0.05}", "engine.hosts=2")
+@pytest.mark.parametrize("extra", [
+    (CODECS, TRACE, "protocol.payload_budget={seconds: 0.05}"),
+    ("protocol.payload_budget=55000", "protocol.priority=change"),
+], ids=["choco-trace", "change"])
+def test_compressed_budgeted_run_same_inline_and_ray(tmp_path, ray_instance, extra):
+    over = (*extra, "engine.hosts=2")
     run_scenario(scenario(*over), tmp_path / "inline", backend="inline")
     run_scenario(scenario(*over), tmp_path / "ray", backend="ray")
     for name in ("metrics.csv", "comm.csv"):
