@@ -386,3 +386,24 @@ def test_compressed_budgeted_run_same_inline_and_ray(tmp_path, ray_instance, ext
     for name in ("metrics.csv", "comm.csv"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "inline" / name).read_text(), name
     assert summary(tmp_path / "ray") == summary(tmp_path / "inline")
+
+
+@pytest.mark.ray
+def test_killed_host_restarts_with_its_choco_and_change_state(tmp_path, ray_instance):
+    """A host lost mid-run is restarted from the object-store snapshot, which holds the
+    CHOCO copies and change trackers: the run ends as if nothing died."""
+    over = (CODECS, "protocol.payload_budget=30000", "protocol.priority=change", "engine.hosts=2",
+            "protocol.rounds=4")
+    run_scenario(scenario(*over), tmp_path / "inline", backend="inline")
+    killed = []
+
+    def kill_after_round_1(sim, rnd):
+        if rnd == 1 and not killed:
+            sim.backend.kill_host(0)
+            killed.append(rnd)
+
+    run_scenario(scenario(*over), tmp_path / "ray", backend="ray", hooks=[kill_after_round_1])
+    assert killed == [1]
+    assert json.loads((tmp_path / "ray" / "run.json").read_text())["host_restarts"] == 1
+    for name in ("metrics.csv", "comm.csv"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "inline" / name).read_text(), name
