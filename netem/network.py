@@ -281,6 +281,14 @@ class Network:
         self._send_general(_Flight(rec, ev))
         return ev
 
+    def link_rate(self, src: int, dst: int, t: float | None = None) -> float:
+        """Rate of the directed link src->dst in bit/s at time t (default now): its
+        bandwidth trace, mobility quality or constant rate. Creates the link's state
+        exactly as its first send would (so calling it changes no result)."""
+        if self._fast:
+            return self._fast_bps
+        return self._link(src, dst).rate_at(self.env.now if t is None else t)
+
     def _finish(self, ev: simpy.Event) -> None:
         """First callback of every send event: finalize the record, count, notify."""
         rec: MessageRecord = ev._value

@@ -243,12 +243,16 @@ def schedule(
     priority: Sequence[str] | str = DEFAULT_PRIORITY,
     defer_limit: int = 4,
     change: Mapping[str, float] | None = None,
+    spent: int = 0,
 ) -> Schedule:
     """Pick what goes on the link now (in order) and what waits; updates `state`.
 
     `change`: for `priority='change'`, the branch's movement since it was last sent
     to this neighbour (e.g. `ChangeTracker.change`); missing keys count as infinite
-    (never sent)."""
+    (never sent). `spent`: bytes this exchange already put on the link (capability
+    messages): they count against the budget, so a branch that fits the budget
+    alone but not what is left is deferred, not oversize (the starvation bound
+    then holds for exchanges that carry no such bytes)."""
     cands = list(candidates)
     keys = [c.key for c in cands]
     if len(set(keys)) != len(keys):
@@ -271,7 +275,7 @@ def schedule(
 
     order = sorted(cands, key=lambda c: (0, state.waiting_since[c.key], base(c)) if overdue(c) else (1, 0, base(c)))
     send, deferred, oversize = [], [], []
-    room = math.inf if budget is None else int(budget)
+    room = math.inf if budget is None else int(budget) - int(spent)
     for c in order:
         cost = header + c.nbytes
         if budget is not None and cost > budget:

@@ -58,7 +58,7 @@ def ridge_r2(x: np.ndarray, targets: dict[str, np.ndarray], fit: np.ndarray, sco
 
 
 def logistic_acc(x: np.ndarray, targets: dict[str, np.ndarray], num_classes: int, fit: np.ndarray,
-                 score: np.ndarray, weight_decay: float = 1e-3, max_iter: int = 200) -> dict[str, float]:
+                 score: np.ndarray, weight_decay: float = 1e-3, max_iter: int = 60) -> dict[str, float]:
     """Held-out accuracy of a multinomial logistic regression of each integer
     target on x. The targets' problems are independent; they are solved in one
     L-BFGS run on the sum of their losses (same optimum, one call)."""
@@ -71,7 +71,7 @@ def logistic_acc(x: np.ndarray, targets: dict[str, np.ndarray], num_classes: int
     w = torch.zeros((T, d, C), dtype=torch.float64, requires_grad=True)
     fi = torch.from_numpy(fit)
     af, yf = a[fi], y[:, fi]
-    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, tolerance_grad=1e-5, tolerance_change=1e-9,
                             history_size=20, line_search_fn="strong_wolfe")
 
     def closure():

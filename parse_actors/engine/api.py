@@ -46,6 +46,7 @@ class SimulationAPI(Protocol):
     env: "simpy.Environment"
     net: "Network"
     views: list[AgentView]
+    log: Any
     dry: bool
     """Replaying finished periods on resume: host calls are skipped."""
 
@@ -66,7 +67,7 @@ class CoordinatorAPI(SimulationAPI, Protocol):
     """The rest of the coordinator's state that discovery and resume work on."""
 
     fd: Any  # parse_actors.data.FederatedData
-    log: Any
+    protocol: Any
     backend: Any
     journal: Any
     run_dir: Any

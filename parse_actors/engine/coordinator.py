@@ -142,11 +142,37 @@ class Simulation:
         for ev in self.fd.modality_schedule:
             self.env.process(self.discovery.modality_event(ev))
         self.protocol = PROTOCOLS[sc.protocol.mode](self)
+        if self.resume.state is not None and "protocol" in self.resume.state:
+            self.protocol.preload(self.resume.state["protocol"])  # what the dry replay needs
+        self._check_budget()
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
                       method=sc.method, protocol=sc.protocol.mode, dataset=self.fd.info.get("name"))
         if sc.engine.compute_time == "measured":
             self.log.warning("not_reproducible", t=0.0, note="engine.compute_time: measured takes virtual compute "
                              "time from the wall clock; the same seed will not give the same metrics")
+
+    def _check_budget(self) -> None:
+        """A byte budget every branch of every agent (and its capability message) must fit."""
+        budget = self.sc.protocol.payload_budget
+        if not isinstance(budget, int):
+            return
+        from parse_actors.agents import capability_nbytes
+        from parse_actors.agents.budget import check_fits
+        from parse_actors.errors import ScenarioError
+
+        header = self.sc.protocol.header_bytes
+        codecs = self.protocol.codecs
+        for v in self.views:
+            try:
+                check_fits(budget, header, v.capabilities, codecs)
+            except ValueError as e:
+                raise ScenarioError(None, "protocol.payload_budget",
+                                    f"agent {v.aid} ({v.group}): {str(e).split(': ', 1)[1]}") from None
+            cap = header + capability_nbytes(v.capabilities)
+            if cap > budget:
+                raise ScenarioError(None, "protocol.payload_budget",
+                                    f"{budget} bytes cannot carry agent {v.aid}'s capability message "
+                                    f"({cap} bytes with the header)")
 
     def _on_restart(self, host: int, reason: str) -> None:
         self.log.warning("host_restart", t=self.env.now, host=host, round=self.round + 1, reason=reason,
@@ -170,6 +196,8 @@ class Simulation:
         self.messages["sent"] += 1
         if isinstance(msg, BranchMessage):
             self.flying[id(msg)] = msg
+        elif kind == "control":
+            self.protocol.note_control(src, dst, nbytes)
         return self.net.send(src, dst, nbytes, kind, payload=msg)
 
     def replay_payload(self, sender: int, rnd: int) -> Any:
@@ -225,8 +253,11 @@ class Simulation:
         self.flying.pop(id(msg), None)
         if isinstance(msg, CapabilityMessage):
             self.discovery.on_message(rec, msg)
-        elif isinstance(msg, BranchMessage) and rec.status == "delivered":
-            self.views[rec.dst].inbox.append(msg)
+        elif isinstance(msg, BranchMessage):
+            if msg.choco:  # the sender's copy follows what the receiver got, in this order
+                self.protocol.on_outcome(rec.src, msg.seq, rec.status == "delivered")
+            if rec.status == "delivered":
+                self.views[rec.dst].inbox.append(msg)
 
     def on_topology(self, t: float, added: list, removed: list, graph: Any) -> None:
         self.discovery.on_topology(added)
@@ -320,9 +351,20 @@ class Simulation:
         comm_rows = [{"src": r["src"], "dst": r["dst"], "kind": r["tag"], "messages": r["messages"],
                       "bytes_sent": r["bytes_sent"], "bytes_delivered": r["bytes_delivered"],
                       "bytes_dropped": r["bytes_dropped"]} for r in self.net.accounting.rows()]
+        budgeted = self.sc.protocol.payload_budget is not None
+        if budgeted:  # branches deferred or never sent, per link and kind (columns added only then)
+            p = self.protocol
+            for r in comm_rows:
+                r["deferred"] = p.deferred.get((r["src"], r["dst"], r["kind"]), 0)
+                r["oversize"] = p.oversize.get((r["src"], r["dst"], r["kind"]), 0)
+            seen = {(r["src"], r["dst"], r["kind"]) for r in comm_rows}
+            for key in sorted((set(p.deferred) | set(p.oversize)) - seen):
+                comm_rows.append({"src": key[0], "dst": key[1], "kind": key[2], "messages": 0, "bytes_sent": 0,
+                                  "bytes_delivered": 0, "bytes_dropped": 0, "deferred": p.deferred.get(key, 0),
+                                  "oversize": p.oversize.get(key, 0)})
         comm_rows.sort(key=lambda r: (r["src"], r["dst"], r["kind"]))
         self.recorder.flush()
-        self.run_dir.write_comm(comm_rows)
+        self.run_dir.write_comm(comm_rows, extra=("deferred", "oversize") if budgeted else ())
         tables = self.recorder.summary_extra()
         summary = build_summary(
             scenario=self.sc, rows=self.recorder.rows, comm_rows=comm_rows, rounds=self.round + 1,
@@ -334,7 +376,8 @@ class Simulation:
                    **self.protocol.counters(),
                    "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},
                    "slice_drop": tables["slice_drop"],
-                   "gradient_conflict": tables["gradient_conflict"]},
+                   "gradient_conflict": tables["gradient_conflict"],
+                   **self._payload_summary()},
         )
         self.run_dir.write_summary(summary)
         # How the run was executed: differs between backends, so kept out of summary.json.
@@ -354,6 +397,19 @@ class Simulation:
         self.log.info("finished", t=self.env.now, acc=summary["final_acc"]["mean"], bytes=summary["bytes_total"],
                       complete=complete)
         return summary
+
+    def _payload_summary(self) -> dict:
+        """summary.json keys of budgets and compression (only when either is set)."""
+        pc = self.sc.protocol
+        out: dict = {}
+        if pc.payload_budget is not None:
+            b = pc.payload_budget
+            out["payload_budget"] = b if isinstance(b, int) else {"seconds": b.seconds}
+            out.update(self.protocol.payload_counters())
+        if pc.lossy():
+            out["compression"] = {k: str(pc.codec_of(k)) for k in pc.compression}
+            out["compressed_averaging"] = pc.compressed_averaging
+        return out
 
     def finish_incomplete(self, wall0: float) -> dict:
         """After an interruption: tables and a summary marked incomplete (the checkpoint stays)."""

@@ -15,7 +15,11 @@ from typing import Any
 import torch
 
 from parse_actors.agents import Agent, AgentSpec, Incoming
+from parse_actors.agents.budget import ChangeTracker
+from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
+from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
+from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
 
 
@@ -27,6 +31,9 @@ class AgentHost:
         self.agents: dict[int, Agent] = {}
         self.data: dict[int, AgentData] = {}
         self.global_test: ModalData | None = None
+        self.choco: dict[int, ChocoGossip] = {}  # CHOCO-gossip state per agent (compressed runs)
+        self.choco_deg: dict[int, dict[tuple[int, str], int]] = {}  # last degree heard per (neighbour, key)
+        self.trackers: dict[int, ChangeTracker] = {}  # priority: change (what was last sent to whom)
         _set_threads(torch_threads)
         fix_malloc_thresholds()
 
@@ -77,6 +84,123 @@ class AgentHost:
             stats = self.agents[aid].aggregate(incoming, my_degree, rnd)
         return _plain(stats)
 
+    # -- compressed exchange (protocol.compression) ----------------------------------
+    def _gossip(self, aid: int, seed: int) -> ChocoGossip:
+        ch = self.choco.get(aid)
+        if ch is None:
+            ch = self.choco[aid] = ChocoGossip(aid, seed=seed)
+            self.choco_deg[aid] = {}
+        return ch
+
+    def _outcomes(self, aid: int, seed: int, outcomes: list) -> None:
+        """What became of this agent's CHOCO messages, in the order the network resolved them."""
+        if not outcomes:
+            return
+        ch = self._gossip(aid, seed)
+        for seq, ok in outcomes:
+            ch.delivered(int(seq)) if ok else ch.dropped(int(seq))
+
+    def _tracker(self, aid: int) -> ChangeTracker:
+        tr = self.trackers.get(aid)
+        if tr is None:
+            tr = self.trackers[aid] = ChangeTracker()
+        return tr
+
+    def _flat(self, aid: int, key: str) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.agents[aid].net.branches[key].parameters()])
+
+    def branch_changes(self, aid: int, plan: dict[int, list[str]]) -> dict[int, dict[str, float]]:
+        """priority: change: relative change of each planned branch since it was last sent to
+        that neighbour (inf: never sent)."""
+        tr = self._tracker(aid)
+        flats: dict[str, torch.Tensor] = {}
+        out = {}
+        with _threads(self.torch_threads):
+            for j, keys in plan.items():
+                out[int(j)] = {k: tr.change(int(j), k, flats[k] if k in flats else flats.setdefault(k, self._flat(aid, k)))
+                               for k in keys}
+        return out
+
+    def train_and_exchange(self, aid: int, steps: int, batch_size: int, keys: list[str], spec: dict) -> tuple[dict, dict]:
+        """Local SGD, then what goes on the wire when a kind is compressed: `keys` exported
+        (dense, or encoded by their kind's codec for the naive baseline) and one CHOCO
+        difference per scheduled (neighbour, key) in `spec["choco"]`. The payload holds
+        plain types only: {"dense": {key: tensors}, "encoded": {key: plain Encoded},
+        "choco": {neighbour: {key: plain Encoded}}}."""
+        agent = self.agents[aid]
+        seed, exchange = int(spec["seed"]), int(spec["exchange"])
+        t0 = time.perf_counter()
+        with _threads(self.torch_threads):
+            self._outcomes(aid, seed, spec["outcomes"])
+            stats = agent.train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+            caps = agent.capabilities()
+            codecs = {k: parse_codec(c) for k, c in spec["codecs"].items()}
+            payload: dict = {"dense": {}, "encoded": {}, "choco": {}}
+            for k, tensors in agent.export(keys).items():
+                c = codecs.get(caps[k].kind)
+                if c is None or c.name == "none":
+                    payload["dense"][k] = tensors
+                else:
+                    payload["encoded"][k] = to_plain(naive_message(
+                        tensors, c, seed=torch_seed(seed, "compress", aid, k, exchange)))
+            if spec["choco"]:
+                ch = self._gossip(aid, seed)
+                if ch.seq != int(spec["seq0"]):
+                    raise RuntimeError(f"agent {aid}: CHOCO message number {ch.seq}, the coordinator expects "
+                                       f"{spec['seq0']}")
+                for j, k in spec["choco"]:
+                    params = dict(agent.net.branches[k].named_parameters())
+                    m = ch.message(int(j), k, params, codecs[caps[k].kind], exchange)
+                    payload["choco"].setdefault(int(j), {})[k] = to_plain(m.q)
+            if spec.get("sent"):  # priority: change: remember what went to whom
+                by_key: dict[str, list[int]] = {}
+                for j, k in spec["sent"]:
+                    by_key.setdefault(k, []).append(int(j))
+                tr = self._tracker(aid)
+                for k, nbrs in by_key.items():
+                    tr.sent(nbrs, k, self._flat(aid, k))
+        stats["wall_s"] = time.perf_counter() - t0
+        return _plain(stats), payload
+
+    def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], spec: dict,
+                       *payloads: dict) -> dict:
+        """The compressed counterpart of `aggregate`: dense and naive branches are averaged
+        (naive ones decoded first); CHOCO differences are applied to the public copies
+        in `spec["choco"]` order (delivery order), then one consensus step per key of
+        `spec["steps"]` over the neighbours listed there."""
+        agent = self.agents[aid]
+        seed = int(spec["seed"])
+        with _threads(self.torch_threads):
+            self._outcomes(aid, seed, spec["outcomes"])
+            incoming = []
+            for meta in metas:
+                p = payloads[meta["payload"]]
+                branches = {}
+                for k in meta["keys"]:
+                    if k in p["dense"]:
+                        branches[k] = p["dense"][k]
+                    elif k in p["encoded"]:
+                        branches[k] = decode(from_plain(p["encoded"][k]))
+                incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
+                                         degree=meta["degree"]))
+            stats = agent.aggregate(incoming, my_degree, rnd) if incoming else {}
+            if spec["choco"] or spec["steps"]:
+                ch = self._gossip(aid, seed)
+                deg = self.choco_deg[aid]
+                for sender, key, idx, degree, seq in spec["choco"]:
+                    q = payloads[idx]["choco"][aid][key]
+                    branch = agent.net.branches[key] if key in agent.net.branches else None
+                    params = dict(branch.named_parameters()) if branch is not None else None
+                    ch.receive(ChocoMessage(int(sender), int(seq), key, from_plain(q)), params)
+                    deg[(int(sender), key)] = int(degree)
+                for key, nbrs in spec["steps"].items():
+                    params = dict(agent.net.branches[key].named_parameters())
+                    d_i = int(my_degree.get(key, len(nbrs)))
+                    w = {int(j): 1.0 / (1 + max(d_i, deg.get((int(j), key), d_i))) for j in nbrs}
+                    ch.step(key, params, w, gamma=spec["gammas"][key], only_fresh=spec["only_fresh"])
+                stats["choco_received"] = len(spec["choco"])
+        return _plain(stats)
+
     def evaluate(self, aid: int, drop_kinds: tuple = ()) -> dict:
         """Scores of one agent, each restricted to its current modalities: `acc`/`loss`
         on the common test set (the agent's own test split when there is none),
@@ -114,11 +238,29 @@ class AgentHost:
     # -- checkpoints -------------------------------------------------------
     def checkpoint(self, aids: list[int] | None = None) -> dict[int, dict]:
         aids = list(self.agents) if aids is None else aids
-        return {a: self.agents[a].state_dict() for a in aids}
+        out = {}
+        for a in aids:
+            sd = self.agents[a].state_dict()
+            if a in self.choco:
+                sd["choco"] = {"gossip": self.choco[a].state_dict(),
+                               "degrees": [[j, k, d] for (j, k), d in sorted(self.choco_deg[a].items())]}
+            if a in self.trackers:
+                sd["change"] = self.trackers[a].state_dict()
+            out[a] = sd
+        return out
 
     def restore(self, states: dict[int, dict]) -> None:
         for a, sd in states.items():
             self.agents[a].load_state_dict(sd)
+            self.choco.pop(a, None)
+            self.choco_deg.pop(a, None)
+            if "choco" in sd:
+                ch = self._gossip(a, 0)
+                ch.load_state_dict(sd["choco"]["gossip"], self.device)
+                self.choco_deg[a] = {(int(j), k): int(d) for j, k, d in sd["choco"]["degrees"]}
+            self.trackers.pop(a, None)
+            if "change" in sd:
+                self._tracker(a).load_state_dict(sd["change"])
 
 
 def _set_threads(n: int) -> None:

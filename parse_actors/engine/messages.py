@@ -16,6 +16,8 @@ class BranchMessage:
     payload: Any  # Ray ObjectRef (ray backend) or the exported dict (inline)
     degree: int  # sender's degree on this branch's subgraph (Metropolis-Hastings weights)
     t_send: float = 0.0
+    choco: bool = False  # a CHOCO-gossip difference: payload["choco"][receiver][key]
+    seq: int = -1  # CHOCO: the sender's message number (its outcome goes back to the sender)
 
 
 @dataclass

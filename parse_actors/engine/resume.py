@@ -44,6 +44,8 @@ class Resume:
         caps = await sim.get([sim.backend.call(sim.views[a].host, "capabilities", a) for a in range(len(sim.views))])
         for v, c in zip(sim.views, caps):
             v.capabilities = c
+        if "protocol" in self.state:
+            sim.protocol.load_state(self.state["protocol"])
         sim.round = self.state["round"]
         sim.log.info("resume", t=sim.env.now, from_round=sim.round + 1)
         if sim.journal is not None:
@@ -62,5 +64,6 @@ class Resume:
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
         ckpt.save(sim.run_dir.path, {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads,
                                      **sim.recorder.state(), "messages": dict(sim.messages),
+                                     "protocol": sim.protocol.state(),
                                      "seed": sim.sc.seed, "events_offset": logs.events_offset()})
         sim.recorder.flush()

@@ -70,8 +70,9 @@ class RunDir:
         with _writing(self.path / name):
             atomic.write_csv(self.path / name, header, ([_cell(r.get(k)) for k in header] for r in rows))
 
-    def write_comm(self, rows: list[dict]) -> None:
-        self.write_table("comm.csv", COMM_HEADER, rows)
+    def write_comm(self, rows: list[dict], extra: tuple[str, ...] = ()) -> None:
+        """`extra`: columns after the standard ones (deferred, oversize with a payload budget)."""
+        self.write_table("comm.csv", COMM_HEADER + list(extra), rows)
 
     def write_summary(self, summary: dict) -> None:
         with _writing(self.path / "summary.json"):

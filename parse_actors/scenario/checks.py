@@ -46,6 +46,12 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         raise ScenarioError(file, "data.path" if sc.data.path is not None else "data", _unexpected(e)) from None
     if sc.engine.compute_time == "measured" and sc.protocol.mode != "sync":
         raise ScenarioError(file, "engine.compute_time", "measured compute time needs protocol.mode: sync")
+    if sc.protocol.priority == "change" and (sc.protocol.mode != "sync" or sc.engine.compute_time == "measured"):
+        raise ScenarioError(file, "protocol.priority", "'change' needs protocol.mode: sync and "
+                            "engine.compute_time: cost (for now)")
+    if sc.engine.compute_time == "measured" and sc.protocol.lossy():
+        raise ScenarioError(file, "engine.compute_time", "measured compute time does not work with "
+                            "protocol.compression yet (compressed messages are made after scheduling)")
     if sc.method == "harmony" and not any(len(g) > 1 for g in groups):
         raise ScenarioError(file, "method", "harmony needs at least one multimodal agent group, found none")
     for i, g in enumerate(sc.agents.groups):

@@ -21,6 +21,7 @@ from parse_actors.agents import (
     ModelConfig,
     OptimConfig,
 )
+from parse_actors.agents.budget import ExchangeConfig
 from parse_actors.data import DataConfig
 from parse_actors.names import check_modality_names
 from parse_actors.schema import StrictModel
@@ -81,7 +82,7 @@ class TrainConfig(StrictModel):
     """Minibatch size of each local step."""
 
 
-class ProtocolConfig(StrictModel):
+class ProtocolConfig(ExchangeConfig):
     mode: Literal["sync", "async"] = "sync"
     """Gossip protocol: 'sync' = rounds with a barrier (D-PSGD style); 'async' = each agent
     loops train -> send -> merge at its own pace."""
