@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from parse_actors.agents.model import FissionOut
+from parse_actors.agents.model import FissionModel, FissionOut
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def agent_features(net, x: Mapping[str, np.ndarray], batch_size: int = 1024) -> 
 
     for entry in f.enc:
         hooks.append(entry[1].register_forward_hook(keep(f"backbone/{entry[0]}")))
-    fusion = getattr(f, "fusion", None)
+    fusion = getattr(f, "fusion", None) if isinstance(net, FissionModel) else None  # monolithic: = embedding
     if fusion is not None:
         hooks.append(fusion.register_forward_hook(keep(f"fusion/{'+'.join(mods)}")))
     was = net.training

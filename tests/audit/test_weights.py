@@ -77,3 +77,16 @@ def test_a_file_that_would_run_code_is_refused(tmp_path, capsys):
     with pytest.raises(Exception):
         load_final_weights(tmp_path)
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_features_of_fission_and_monolithic_agents():
+    from parse_actors.audit.features import agent_features
+
+    x = _data(10).x
+    rows = agent_features(_agent(1).net, x)
+    assert sorted(rows) == ["backbone/audio", "backbone/image", "fusion/audio+image", "red/audio", "red/image",
+                            "syn/audio", "syn/image", "uni/audio", "uni/image"]
+    assert rows["red/image"].shape == (10, 4) and rows["fusion/audio+image"].shape == (10, 8)
+    mono = Agent(AgentSpec(agent_id=0, modalities=("image", "audio")), input_shapes=SHAPES, num_classes=3,
+                 model={"slice_width": 4, "backbone_width": 8}, method="dsgd_full", seed=1)
+    assert sorted(agent_features(mono.net, x)) == ["backbone/audio", "backbone/image", "embedding"]
