@@ -403,3 +403,18 @@ def test_receiver_refuses_branches_its_policy_would_not_exchange(tmp_path):
     # every encoder was sent in round 0 and arrived after round 0's barrier (t = 0.2 s after the start)
     assert enc and all(e["status"] == "delivered" and e["t_arrive"] > 0.2 for e in enc)
     assert summary["refused_on_receipt"] == len(enc)
+
+
+def test_complete_run_keeps_final_weights_within_the_cap(tmp_path):
+    """final_weights.pt (what `parse-sim audit` reads) is written at the end of a complete
+    run and holds every agent; a cap below its size writes nothing."""
+    from parse_actors.metrics.final_weights import load_final_weights
+
+    out = tmp_path / "kept"
+    run_scenario(scenario(), out, backend="inline")
+    states = load_final_weights(out)
+    assert sorted(states) == list(range(8))
+    small = tmp_path / "capped"
+    run_scenario(scenario("output.final_weights_max_mb=0.001"), small, backend="inline")
+    assert not (small / "final_weights.pt").exists()
+    assert [e for e in events(small) if e["event"] == "final_weights_skipped"]

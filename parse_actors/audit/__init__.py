@@ -5,8 +5,9 @@ the synthetic task, PID of the label), from the agents' final weights.
     audit_run(run_dir)                                            # parse-sim audit RUN_DIR
 """
 
+from parse_actors.metrics.final_weights import DEFAULT_MAX_MB, NAME, load_final_weights, save_final_weights
+
 from .audit import CSV_NAME, JSON_NAME, AuditResult, audit_run, format_table
-from .weights import DEFAULT_MAX_MB, NAME, load_final_weights, save_final_weights
 
 __all__ = ["CSV_NAME", "DEFAULT_MAX_MB", "JSON_NAME", "NAME", "AuditResult", "audit_run", "format_table",
            "load_final_weights", "save_final_weights"]

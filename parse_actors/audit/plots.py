@@ -10,6 +10,8 @@ import numpy as np
 
 from parse_actors.metrics.plots import _plt, _save
 
+from .tables import group_matrix
+
 
 def _pid_matrix(records: list[dict], group: str):
     recs = [r for r in records if r["measure"] == "pid" and r["group"] == group]
@@ -41,8 +43,6 @@ def _heat(ax, m, rows, cols, title, vmax, fmt):
 
 def write_audit_plots(plot_dir: Path, records: list[dict], dpi: int = 100) -> list[Path]:
     """One PNG per agent group (and the oracle): plots/pid_audit_<group>.png."""
-    from .audit import group_matrix
-
     plt = _plt()
     made = []
     for g in dict.fromkeys(r["group"] for r in records):

@@ -25,6 +25,7 @@ from netem import Network
 from parse_actors import logs
 from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
 from parse_actors.agents.model import DROP_KINDS
+from parse_actors.metrics.final_weights import save_final_weights
 from parse_actors.data import build_federated_data
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.api import AgentView
@@ -280,7 +281,18 @@ class Simulation:
         self.run_until(self.env.process(self.discovery.exchange(self.discovery.missing())))
         await self.protocol.drive()
         self.steady_end = time.perf_counter()
+        await self._save_final_weights()
         return self._finish(wall0, complete=True)
+
+    async def _save_final_weights(self) -> None:
+        """final_weights.pt: what `parse-sim audit` needs of a complete run (bounded in size)."""
+        if not self.sc.output.final_weights_max_mb:
+            return
+        states: dict[int, dict] = {}
+        for part in await self.get([self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]):
+            states.update(part)
+        save_final_weights(self.run_dir.path, states, max_mb=self.sc.output.final_weights_max_mb,
+                           log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:
         self.round = rnd

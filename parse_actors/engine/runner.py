@@ -66,10 +66,31 @@ def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks)
     try:
         if backend == "ray":
             with ray_session(sc.engine.ray_address):
-                return _drive(sim, wall0)
-        return _drive(sim, wall0)
+                summary = _drive(sim, wall0)
+        else:
+            summary = _drive(sim, wall0)
+        if sc.output.pid_audit:
+            summary = _audit(sc, rd, summary)
+        return summary
     finally:
         logs.close_events()
+
+
+def _audit(sc: Scenario, rd: RunDir, summary: dict) -> dict:
+    """output.pid_audit: audit the finished run; its cost is reported apart from the
+    simulation's. A failing audit is a warning: the simulation's results stand."""
+    from parse_actors.audit import audit_run
+
+    log = logs.get_logger()
+    try:
+        res = audit_run(rd.path, plots=sc.output.plots)
+    except ScenarioError as e:
+        log.warning("pid_audit_failed", t=summary["virtual_time_s"], reason=str(e))
+        return summary
+    summary = {**summary, "audit_wall_s": round(res.seconds, 3)}
+    rd.write_summary(summary)
+    log.info("pid_audit", t=summary["virtual_time_s"], seconds=summary["audit_wall_s"], file="pid_audit.csv")
+    return summary
 
 
 def _drive(sim: Simulation, wall0: float) -> dict:

@@ -101,7 +101,8 @@ class _writing:
 # What a run writes: a directory holding only these (or a scenario.yaml) may be
 # deleted by --force; anything else is somebody's data.
 _RUN_ENTRIES = {"plots", ".write-test", "events.jsonl", "metrics.csv", "comm.csv", "conflict.csv", "slice_drop.csv",
-                "summary.json", "run.json", "checkpoint.pt"}
+                "summary.json", "run.json", "checkpoint.pt", "final_weights.pt", "pid_audit.csv",
+                "pid_audit.json"}
 
 
 def _looks_like_run_dir(path: Path) -> bool:

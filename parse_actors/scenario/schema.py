@@ -137,6 +137,14 @@ class OutputConfig(StrictModel):
     gradient_conflict_every: int = Field(default=1, ge=0)
     """Every this many rounds, record the uni- vs multimodal update conflict per shared
     branch (conflict.csv); 0 turns it off."""
+    final_weights_max_mb: float = Field(default=64.0, ge=0)
+    """After a complete run, write the agents' final parameters to final_weights.pt (what
+    `parse-sim audit` reads) unless the file would exceed this many MB (10^6 bytes); above it,
+    or at 0, nothing is written and the skip is logged. Set 0 in big sweeps to save disk."""
+    pid_audit: bool = False
+    """After a complete run, audit what each learned slice carries (`parse-sim audit`):
+    pid_audit.csv, pid_audit.json, plots/pid_audit_<group>.png; its wall time is reported
+    apart from the simulation's (summary.json `audit_wall_s`). Needs final_weights.pt."""
 
 
 class Scenario(StrictModel):

@@ -11,7 +11,7 @@ import torch
 
 from parse_actors.agents import Agent, AgentSpec
 from parse_actors.audit import NAME, load_final_weights, save_final_weights
-from parse_actors.audit.weights import load_inference_state
+from parse_actors.metrics.final_weights import load_inference_state
 from parse_actors.data.types import ModalData
 
 SHAPES = {"image": (6,), "audio": (5,)}
