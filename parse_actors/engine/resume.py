@@ -55,12 +55,23 @@ class Resume:
         states: dict[int, dict] = {}
         for part in await sim.get([sim.call(h, "checkpoint") for h in range(sim.backend.n_hosts)]):
             states.update(part)
-        # exports still needed after this point: of messages waiting in an inbox or in flight
-        waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
-        needed = {(m.sender, m.round): m.payload for m in waiting}
+        needed = self.needed()
         values = await sim.get(list(needed.values()))
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
-        ckpt.save(sim.run_dir.path, {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads,
-                                     **sim.recorder.state(), "messages": dict(sim.messages),
-                                     "seed": sim.sc.seed, "events_offset": logs.events_offset()})
+        ckpt.save(sim.run_dir.path, self.state_at(rnd, states, payloads))
         sim.recorder.flush()
+
+    def needed(self) -> dict[tuple[int, int], Any]:
+        """Exports still needed after this point, by (sender, round): of messages
+        waiting in an inbox or in flight (they are merged after a checkpoint)."""
+        sim = self.sim
+        waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
+        return {(m.sender, m.round): m.payload for m in waiting}
+
+    def state_at(self, rnd: int, states: dict[int, dict], payloads: list) -> dict:
+        """A checkpoint's content after period `rnd`: `states` every agent's state,
+        `payloads` the exports of `needed()` as [sender, round, value]."""
+        sim = self.sim
+        rec = {k: list(v) for k, v in sim.recorder.state().items()}
+        return {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads, **rec,
+                "messages": dict(sim.messages), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
