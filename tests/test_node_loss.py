@@ -48,7 +48,7 @@ class LoopbackCluster:
     """A head and one worker node on 127.0.0.1, in a temp dir of their own;
     every process it started is found by that dir and killed by pid."""
 
-    def __init__(self, head_cpus: int, worker_cpus: int):
+    def __init__(self, head_cpus: int, worker_cpus: int, system_config: dict | None = SYSTEM_CONFIG):
         self.tmp = tempfile.mkdtemp(prefix="psn", dir="/tmp")
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -58,8 +58,7 @@ class LoopbackCluster:
         try:
             self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--temp-dir={self.tmp}",
                       "--include-dashboard=false", f"--dashboard-port={_free_port()}",
-                      f"--system-config={json.dumps(SYSTEM_CONFIG)}",
-                      *common)
+                      *([f"--system-config={json.dumps(system_config)}"] if system_config else []), *common)
             raylets = self._raylets()
             self._ray("start", f"--address={self.address}", f"--num-cpus={worker_cpus}", *common)
             new = self._raylets() - raylets

@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -57,7 +58,7 @@ class InlineBackend:
     def fetch(self, refs: Sequence[Any]) -> list[Any]:
         return list(refs)
 
-    def dead_hosts(self) -> list[int]:
+    def dead_hosts(self, timeout_s: float | None = None, known: frozenset | set = frozenset()) -> list[int]:
         return []
 
     def describe(self) -> str:
@@ -133,15 +134,18 @@ class RayBackend:
             out.setdefault(a, []).append(h)
         return out
 
-    def dead_hosts(self, timeout_s: float | None = None) -> list[int]:
+    def dead_hosts(self, timeout_s: float | None = None, known: frozenset | set = frozenset()) -> list[int]:
         """Hosts whose actor does not answer within `timeout_s` (default
-        engine.restart_timeout_s); a host busy with queued calls answers after them."""
+        engine.restart_timeout_s; a host busy with queued calls answers after
+        them), plus those whose actor id (hex) is in `known` (named by an error:
+        an actor whose connection broke is not waited for)."""
         ray = self._ray
         timeout_s = self.restart_timeout_s if timeout_s is None else timeout_s
         actors = self._actors()
-        pings = {a.pid.remote(): hs for a, hs in actors.items()}
-        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=timeout_s, fetch_local=True)
-        dead = []
+        dead = [h for a, hs in actors.items() if a._actor_id.hex() in known for h in hs]
+        pings = {a.pid.remote(): hs for a, hs in actors.items() if a._actor_id.hex() not in known}
+        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=timeout_s, fetch_local=True) \
+            if pings else ([], [])
         for ref, hs in pings.items():
             if ref in ready:
                 try:
@@ -176,16 +180,13 @@ class RayBackend:
         free = self.free_cpus(lost)
         if free + 1e-9 >= self.per_cpu:
             actor = self._actor_cls.remote(host, *self._init_args)
-            try:
-                ray.get(actor.pid.remote(), timeout=self.restart_timeout_s)
-            except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001
-                    pass
-            else:
+            if self._started(actor):
                 self._rebuild(host, actor)
                 return None
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
         # no room: move the host's agents onto a surviving host's actor
         alive = [h for h in range(self.n_hosts) if h not in dead and h not in set(lost) and h not in self.moved]
         loads = {h: float(len(self.aids(h))) + sum(len(self.aids(m)) for m, g in self.moved.items() if g == h)
@@ -200,6 +201,31 @@ class RayBackend:
         self._rebuild(host, self.hosts[onto])
         self.moved[host] = onto
         return onto
+
+    def _started(self, actor: Any, no_room_s: float = 3.0) -> bool:
+        """Whether a new actor starts within engine.restart_timeout_s; gives up
+        sooner when the cluster has had no CPU free for it for `no_room_s` (its
+        view may still count a node that is gone)."""
+        ray = self._ray
+        ping = actor.pid.remote()
+        t0 = time.monotonic()
+        roomless_since = None
+        while time.monotonic() - t0 < self.restart_timeout_s:
+            ready, _ = ray.wait([ping], timeout=0.2)
+            if ready:
+                try:
+                    ray.get(ping)
+                    return True
+                except ray.exceptions.RayError:
+                    return False
+            now = time.monotonic()
+            if float(ray.available_resources().get("CPU", 0.0)) + 1e-9 >= self.per_cpu:
+                roomless_since = None
+            elif roomless_since is None:
+                roomless_since = now
+            elif now - roomless_since > min(no_room_s, self.restart_timeout_s):
+                return False
+        return False
 
     def _rebuild(self, host: int, actor: Any) -> None:
         """Point `host` at `actor` and build its agents there (set-up calls replayed)."""

@@ -27,7 +27,7 @@ from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
 from parse_actors.agents.model import DROP_KINDS
 from parse_actors.data import build_federated_data
 from parse_actors.engine import checkpoint as ckpt
-from parse_actors.engine import failover
+from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
 from parse_actors.engine.discovery import Discovery
@@ -72,7 +72,7 @@ class Simulation:
         self.policy = make_policy(scenario.method, scenario.aggregation)
         self.env = simpy.Environment()
         self.backend: Any = None
-        self.journal: Any = None  # journal.Journal on Ray (failover.attach)
+        self.journal: Any = None  # journal.Journal on Ray (journal.attach)
         self.recorder = Recorder(run_dir, self.log, scenario.protocol.rounds, resume)
         self.resume = Resume(self, resume)
         self.discovery = Discovery(self)
@@ -111,7 +111,7 @@ class Simulation:
         t0 = time.perf_counter()
         backend_cls = RayBackend if self.backend_name == "ray" else InlineBackend
         self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device)
-        self.journal = failover.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
+        self.journal = journal.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
         self.host_start_s = time.perf_counter() - t0
         init_seed = torch_seed(sc.seed, "init") if sc.agents.common_init else None
         per_host: dict[int, list] = {h: [] for h in range(n_hosts)}

@@ -12,6 +12,8 @@
   order, so where an agent lives never changes a result.
 - Snapshots are fetched to the driver (the coordinator's process) when taken:
   a snapshot left in the object store of a node would be lost with that node.
+  The last one is also kept as a checkpoint's content (resume.py) for a run
+  that gets stuck. journal.attach wires all this into a Ray run.
 - A first Ctrl-C while a wait makes no progress ends the run from the last
   snapshot after a short grace (`StopRequested`), instead of waiting forever
   for a round that cannot finish.
@@ -131,53 +133,3 @@ def check_reachable(address: str | None, timeout_s: float = 3.0) -> None:
         raise ClusterUnreachable(f"cannot reach the Ray cluster at {shown} ({why}); start it, or run with "
                                  "--ray-address HOST:PORT of a live cluster, --ray-address local or "
                                  "--backend inline") from None
-
-
-# ---------------------------------------------------------------- the journal's snapshots, on disk when stuck
-def attach(sim: Any):
-    """Give a Ray run its deadlines, stop check and journal (None when
-    engine.checkpoint_every is 0 or the run is inline)."""
-    from parse_actors.engine.journal import Journal
-
-    backend, eng = sim.backend, sim.sc.engine
-    if getattr(backend, "name", "") != "ray":
-        return None
-    backend.timeout_s = eng.ray_timeout_s
-    backend.restart_timeout_s = eng.restart_timeout_s
-    backend.stop = lambda: sim.stop_signal
-    if not eng.checkpoint_every:
-        return None
-    return Journal(backend, sim._on_restart, needed=sim.resume.needed, active=lambda: not sim.dry,
-                   on_snapshot=lambda states, values: _keep_snapshot(sim, states, values),
-                   on_replace=lambda h, g, reason: sim.log.warning(
-                       "host_replaced", t=sim.env.now, host=h, onto=g, round=sim.round + 1, reason=reason,
-                       agents=[v.aid for v in sim.views if v.host == h]))
-
-
-def _keep_snapshot(sim: Any, states: list[dict], values: dict) -> None:
-    """At each journal snapshot: what a checkpoint on disk would hold, kept in memory."""
-    if sim.round < 0 or sim.dry:
-        sim._failover_snapshot = None
-        return
-    merged: dict[int, dict] = {}
-    for part in states:
-        merged.update(part)
-    sim._failover_snapshot = sim.resume.state_at(sim.round, merged, values)
-
-
-def write_last_snapshot(sim: Any) -> bool:
-    """A run that cannot go on: put the tables back to the last snapshot and write
-    it as the checkpoint, so `--resume` continues from there. False when there is none."""
-    from parse_actors.engine import checkpoint as ckpt
-
-    snap = getattr(sim, "_failover_snapshot", None)
-    if snap is None:
-        return False
-    ckpt.save(sim.run_dir.path, snap)
-    rec = sim.recorder
-    rec.rows = list(snap["rows"])
-    rec.conflict_rows = list(snap.get("conflict_rows", []))
-    rec.slice_rows = list(snap.get("slice_rows", []))
-    sim.round = snap["round"]
-    sim.messages = dict(snap["messages"])
-    return True

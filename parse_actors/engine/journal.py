@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from parse_actors.engine.failover import RESUME_HINT, RunStalled
+
 MAX_RECOVERIES = 3
 """Recoveries in a row for one wait before the run gives up (RunStalled)."""
 
@@ -55,8 +57,6 @@ class Journal:
         snapshot a dying host did not write."""
         if not self.active():
             return
-        from parse_actors.engine.failover import RunStalled
-
         for attempt in range(MAX_RECOVERIES + 1):
             if self.checkpoints and self.backend.dead_hosts():
                 self.recover("host found dead at a snapshot")
@@ -69,7 +69,7 @@ class Journal:
             except self._recoverable() as e:
                 if not self.checkpoints or attempt == MAX_RECOVERIES:
                     raise RunStalled(_lost(e, self.backend)) from None
-                self.recover(_reason(e))
+                self.recover(_reason(e), _actor_of(e))
         self.checkpoints = states
         self.kept = dict(zip(needed.values(), values))
         self.entries = []
@@ -85,22 +85,20 @@ class Journal:
         return ref
 
     async def get(self, refs: list[Any]) -> list[Any]:
-        from parse_actors.engine.failover import RunStalled
-
         for attempt in range(MAX_RECOVERIES + 1):
             try:
                 return await self.backend.get([self.resolve(r) for r in refs])
             except self._recoverable() as e:
                 if not self.checkpoints or attempt == MAX_RECOVERIES:
                     raise RunStalled(_lost(e, self.backend)) from None
-                self.recover(_reason(e))
+                self.recover(_reason(e), _actor_of(e))
         raise RuntimeError("unreachable")
 
-    def recover(self, reason: str) -> None:
-        """Restart or re-place the dead hosts, roll every host back to the last
-        snapshot and replay the calls since (RunStalled when a dead host has
-        nowhere to go)."""
-        dead = set(self.backend.dead_hosts())
+    def recover(self, reason: str, known: frozenset = frozenset()) -> None:
+        """Restart or re-place the dead hosts (those of the actor ids in `known`
+        without asking), roll every host back to the last snapshot and replay
+        the calls since (RunStalled when a dead host has nowhere to go)."""
+        dead = set(self.backend.dead_hosts(known=known))
         for h in sorted(dead):
             dead.discard(h)
             onto = self.backend.revive(h, dead)
@@ -139,11 +137,33 @@ class Journal:
         return (RayActorError, ActorDiedError, ActorUnavailableError, ObjectLostError)
 
 
+def _actor_of(e: BaseException) -> frozenset:
+    """The actor an error names as unreachable or dead (hex id), if any."""
+    aid = getattr(e, "actor_id", None)
+    return frozenset([aid]) if isinstance(aid, str) and aid else frozenset()
+
+
 def _reason(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _lost(e: BaseException, backend: Any) -> str:
-    from parse_actors.engine.failover import RESUME_HINT
-
     return f"hosts keep failing ({_reason(e)[:200]}){backend.describe()}; {RESUME_HINT}"
+
+
+def attach(sim: Any) -> Journal | None:
+    """Give a Ray run its deadlines and stop check, and its journal (None when
+    engine.checkpoint_every is 0 or the run is inline)."""
+    backend, eng = sim.backend, sim.sc.engine
+    if getattr(backend, "name", "") != "ray":
+        return None
+    backend.timeout_s = eng.ray_timeout_s
+    backend.restart_timeout_s = eng.restart_timeout_s
+    backend.stop = lambda: sim.stop_signal
+    if not eng.checkpoint_every:
+        return None
+    return Journal(backend, sim._on_restart, needed=sim.resume.needed, active=lambda: not sim.dry,
+                   on_snapshot=sim.resume.keep,
+                   on_replace=lambda h, g, reason: sim.log.warning(
+                       "host_replaced", t=sim.env.now, host=h, onto=g, round=sim.round + 1, reason=reason,
+                       agents=[v.aid for v in sim.views if v.host == h]))

@@ -23,6 +23,7 @@ class Resume:
         self.state = state
         self.payloads: dict[tuple[int, int], Any] = (
             {(s, r): p for s, r, p in state.get("payloads", [])} if state else {})
+        self.last: dict | None = None  # the last Ray snapshot as a checkpoint, for a run that gets stuck
 
     @property
     def start(self) -> int:
@@ -75,3 +76,30 @@ class Resume:
         rec = {k: list(v) for k, v in sim.recorder.state().items()}
         return {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads, **rec,
                 "messages": dict(sim.messages), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
+
+    def keep(self, states: list[dict], payloads: list) -> None:
+        """At each Ray snapshot (journal.py): what a checkpoint would hold, kept in
+        memory for `write_last` (none before the first period finished)."""
+        sim = self.sim
+        if sim.round < 0 or sim.dry:
+            self.last = None
+            return
+        merged: dict[int, dict] = {}
+        for part in states:
+            merged.update(part)
+        self.last = self.state_at(sim.round, merged, payloads)
+
+    def write_last(self) -> bool:
+        """A run that cannot go on: the tables back to the last snapshot, written
+        as the checkpoint `--resume` continues from. False when there is none."""
+        sim, snap = self.sim, self.last
+        if snap is None:
+            return False
+        ckpt.save(sim.run_dir.path, snap)
+        rec = sim.recorder
+        rec.rows = list(snap["rows"])
+        rec.conflict_rows = list(snap.get("conflict_rows", []))
+        rec.slice_rows = list(snap.get("slice_rows", []))
+        sim.round = snap["round"]
+        sim.messages = dict(snap["messages"])
+        return True

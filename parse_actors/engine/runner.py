@@ -16,8 +16,7 @@ from parse_actors import logs
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.backends import ray_session
 from parse_actors.engine.coordinator import Interrupted, Simulation
-from parse_actors.engine.failover import (RESUME_HINT, RunStalled, StopRequested, check_reachable,
-                                         write_last_snapshot)
+from parse_actors.engine.failover import RESUME_HINT, RunStalled, StopRequested, check_reachable
 from parse_actors.errors import ScenarioError
 from parse_actors.metrics import RunDir
 from parse_actors.scenario import Scenario, load_scenario, scenario_to_yaml
@@ -100,7 +99,7 @@ def _drive(sim: Simulation, wall0: float) -> dict:
 def _give_up(sim: Simulation, wall0: float, event: str, why: str = "") -> bool:
     """The round in progress cannot finish: tables and a checkpoint from the last
     snapshot (Ray runs take one every engine.checkpoint_every rounds)."""
-    saved = write_last_snapshot(sim)
+    saved = sim.resume.write_last()
     sim.log.warning(event, t=sim.env.now, round=sim.round, checkpoint=saved, **({"error": why} if why else {}))
     if getattr(sim, "net", None) is not None and getattr(sim, "protocol", None) is not None:
         sim.finish_incomplete(wall0)
