@@ -79,6 +79,17 @@ class LoopbackCluster:
     def kill_worker_node(self) -> None:
         os.kill(self.worker_raylet, signal.SIGKILL)
 
+    def freeze_worker_node(self) -> None:
+        """SIGSTOP the worker's raylet and everything under it (its actors): a hung node."""
+        todo, seen = [self.worker_raylet], []
+        while todo:
+            p = todo.pop()
+            seen.append(p)
+            todo += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
+                                                     text=True).stdout.split()]
+        for p in seen:
+            os.kill(p, signal.SIGSTOP)
+
     def stop(self) -> None:
         for _ in range(3):
             pids = _pids(self.tmp)
@@ -190,6 +201,7 @@ def test_no_room_left_is_one_line_error_then_resume_elsewhere(inline_run, tmp_pa
     assert len(lines) == 1 and "lost with" in lines[0] and f"--resume {out}" in lines[0], stderr[-3000:]
     assert "0 of 0.5 CPU free" in lines[0] or "no result" in lines[0], lines[0]
     assert took < 60, took
+    print(f"stalled run ended {took:.1f}s after the node was killed")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] is False and summary["rounds"] >= 2
     assert (out / "checkpoint.pt").exists()  # from the last snapshot (output.checkpoint_every=0)
@@ -199,6 +211,34 @@ def test_no_room_left_is_one_line_error_then_resume_elsewhere(inline_run, tmp_pa
     assert r.returncode == 1 and time.time() - t0 < 30, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith(f"parse-sim: cannot reach the Ray cluster at {cluster.address}")
     # ... and onto another backend it ends as if nothing had happened
+    r = _parse_sim("run", "--resume", str(out), "--backend", "inline", "-q", env=cluster.env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "metrics.csv").read_text() == (inline_run / "metrics.csv").read_text()
+    assert _summary_sans_wall(out) == _summary_sans_wall(inline_run)
+
+
+def test_first_ctrl_c_ends_a_round_blocked_on_a_hung_node(inline_run, tmp_path, isolated_env):
+    # Ray's own node-failure detection at its defaults (slow): the round stays blocked
+    cluster = LoopbackCluster(head_cpus=2, worker_cpus=1, system_config=None)
+    try:
+        cluster.env.update(isolated_env)
+        out = tmp_path / "hung"
+        proc = _start_run(out, cluster, "engine.hosts=3", "output.checkpoint_every=0", *FAST)
+        _wait_for_round(out, proc, 2)
+        cluster.freeze_worker_node()
+        time.sleep(1.0)
+        t_int = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=90)
+        took = time.time() - t_int
+    finally:
+        cluster.stop()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted by SIGINT" in stderr and took < 45, (took, stderr[-2000:])
+    print(f"ended {took:.1f}s after SIGINT")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False and summary["rounds"] >= 2
+    assert (out / "checkpoint.pt").exists()
     r = _parse_sim("run", "--resume", str(out), "--backend", "inline", "-q", env=cluster.env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "metrics.csv").read_text() == (inline_run / "metrics.csv").read_text()

@@ -55,9 +55,6 @@ class InlineBackend:
     def wait(self, refs: Sequence[Any]) -> None:
         return None
 
-    def fetch(self, refs: Sequence[Any]) -> list[Any]:
-        return list(refs)
-
     def dead_hosts(self, timeout_s: float | None = None, known: frozenset | set = frozenset()) -> list[int]:
         return []
 
@@ -251,12 +248,6 @@ class RayBackend:
         """Block until `refs` are computed, without fetching them here (deadline: engine.ray_timeout_s)."""
         if refs:
             self._ray.wait(list(refs), num_returns=len(refs), fetch_local=False, timeout=self.timeout_s)
-
-    def fetch(self, refs: Sequence[Any]) -> list[Any]:
-        """Values of `refs` into the driver (deadline: engine.ray_timeout_s)."""
-        from parse_actors.engine.failover import fetch
-
-        return fetch(self._ray, refs, self.timeout_s, self.describe)
 
     async def get(self, refs: Sequence[Any]) -> list[Any]:
         from parse_actors.engine.failover import gather

@@ -242,7 +242,7 @@ class Simulation:
         await self.setup()
         self._install_signal_handlers()
         if self.journal is not None:
-            self.journal.checkpoint()  # a host lost before the first round restarts from here
+            await self.journal.checkpoint()  # a host lost before the first round restarts from here
         self.steady_start = time.perf_counter()
         self._set_dry(self.resume.state is not None)
         self.run_until(self.env.process(self.discovery.exchange(self.discovery.missing())))
@@ -255,7 +255,7 @@ class Simulation:
         await asyncio.sleep(0)  # let a pending SIGINT/SIGTERM handler run (inline runs never block)
         last = rnd == self.sc.protocol.rounds - 1
         if self.journal is not None and (rnd + 1) % self.sc.engine.checkpoint_every == 0 and not last:
-            self.journal.checkpoint()
+            await self.journal.checkpoint()
         for hook in self.hooks:
             hook(self, rnd)
         every = self.sc.output.checkpoint_every

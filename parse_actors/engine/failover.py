@@ -81,17 +81,6 @@ async def gather(refs: Sequence[Any], timeout_s: float, stop: Callable[[], int |
             f.cancel()
 
 
-def fetch(ray: Any, refs: Sequence[Any], timeout_s: float, describe: Callable[[], str] = lambda: "") -> list[Any]:
-    """`ray.get` with a deadline (a snapshot at a round boundary: hosts are idle)."""
-    if not refs:
-        return []
-    try:
-        return ray.get(list(refs), timeout=timeout_s)
-    except ray.exceptions.GetTimeoutError:
-        raise RunStalled(f"a snapshot of the hosts took over {timeout_s:g}s (engine.ray_timeout_s){describe()}; "
-                         f"{RESUME_HINT}") from None
-
-
 # ---------------------------------------------------------------- where a lost host's agents go
 def pick_survivor(loads: dict[int, float]) -> int | None:
     """The surviving host (by logical index) with the least load; ties to the lowest index."""

@@ -49,7 +49,7 @@ class Journal:
         self.entries.append((host, method, args, num_returns, out))
         return out
 
-    def checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """Snapshot every host's agents into the driver and start a new journal.
 
         Waits until the snapshots are here (the hosts are idle at a round
@@ -63,8 +63,8 @@ class Journal:
             needed = self.needed()
             refs = [self.backend.call(h, "checkpoint") for h in range(self.backend.n_hosts)]
             try:
-                states = self.backend.fetch(refs)
-                values = self.backend.fetch([self.resolve(r) for r in needed.values()])
+                states = await self.backend.get(refs)
+                values = await self.backend.get([self.resolve(r) for r in needed.values()])
                 break
             except self._recoverable() as e:
                 if not self.checkpoints or attempt == MAX_RECOVERIES:

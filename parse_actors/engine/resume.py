@@ -48,7 +48,7 @@ class Resume:
         sim.round = self.state["round"]
         sim.log.info("resume", t=sim.env.now, from_round=sim.round + 1)
         if sim.journal is not None:
-            sim.journal.checkpoint()
+            await sim.journal.checkpoint()
 
     async def save(self, rnd: int) -> None:
         """Period-boundary checkpoint on disk."""

@@ -85,7 +85,7 @@ def _drive(sim: Simulation, wall0: float) -> dict:
         sim.finish_incomplete(wall0)
         raise
     except StopRequested as e:  # a first Ctrl-C while the round could not finish: the last snapshot
-        _give_up(sim, wall0, "stopping")
+        _give_up(sim, wall0, "round_abandoned")
         raise Interrupted(e.signum) from None
     except RunStalled as e:
         saved = _give_up(sim, wall0, "stalled", str(e))
