@@ -210,6 +210,9 @@ def test_no_room_left_is_one_line_error_then_resume_elsewhere(inline_run, tmp_pa
     r = _parse_sim("run", "--resume", str(out), env=cluster.env, timeout=60)
     assert r.returncode == 1 and time.time() - t0 < 30, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith(f"parse-sim: cannot reach the Ray cluster at {cluster.address}")
+    port = _free_port()  # an override names another cluster: that one is tried (and fails fast) instead
+    r = _parse_sim("run", "--resume", str(out), "--ray-address", f"127.0.0.1:{port}", env=cluster.env, timeout=60)
+    assert r.returncode == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in r.stderr, r.stderr[-2000:]
     # ... and onto another backend it ends as if nothing had happened
     r = _parse_sim("run", "--resume", str(out), "--backend", "inline", "-q", env=cluster.env)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -8,7 +8,6 @@ to host without touching the coordinator); inline it is the value itself.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -96,7 +95,7 @@ class RayBackend:
         self._setup: dict[int, list[tuple[str, tuple]]] = {h: [] for h in range(n_hosts)}
         self.hosts = [self._actor_cls.remote(h, *self._init_args) for h in range(n_hosts)]
         self.moved: dict[int, int] = {}  # re-placed host -> the host whose actor now holds its agents
-        # deadlines and the stop check; set from the scenario by failover.attach
+        # deadlines and the stop check; set from the scenario by journal.attach
         self.timeout_s = 300.0
         self.restart_timeout_s = 30.0
         self.stop: Callable[[], int | None] = lambda: None
@@ -238,7 +237,8 @@ class RayBackend:
             free = float(self._ray.available_resources().get("CPU", 0.0))
         except Exception:  # noqa: BLE001
             return ""
-        return f" ({len(self._actors())} host actors, {free:g} of {total:g} cluster CPUs free, {self.per_cpu:g} per host)"
+        return (f" ({len(self._actors())} host actors, {free:g} of {total:g} cluster CPUs free, "
+                f"{self.per_cpu:g} per host)")
 
     def kill_host(self, host: int) -> None:
         """Kill a host's actor (for fault-injection tests)."""
