@@ -156,6 +156,30 @@ def isolated_env(tmp_path):
     shutil.rmtree(cache, ignore_errors=True)
 
 
+@pytest.mark.ray
+def test_host_with_no_room_to_restart_is_replaced_in_process(inline_run, ray_instance, tmp_path, monkeypatch):
+    """Re-placement without a cluster: the session's Ray, a host killed after
+    round 0 and (patched) no CPU free for a new actor."""
+    from parse_actors.engine.backends import RayBackend
+
+    monkeypatch.setattr(RayBackend, "free_cpus", lambda self, lost: 0.0)
+    killed = []
+
+    def kill_after_round_0(sim, rnd):
+        if rnd == 0 and not killed:
+            sim.backend.kill_host(0)
+            killed.append(rnd)
+
+    out = tmp_path / "replaced"
+    run_scenario(load_scenario(QUICK, [*SETS, "engine.hosts=2"]), out, backend="ray", hooks=[kill_after_round_0])
+    replaced = [e for e in _events(out) if e["event"] == "host_replaced"]
+    assert [(e["host"], e["onto"]) for e in replaced] == [(0, 1)]
+    run = json.loads((out / "run.json").read_text())
+    assert run["hosts_replaced"] == 1 and run["host_restarts"] == 0
+    assert (out / "metrics.csv").read_text() == (inline_run / "metrics.csv").read_text()
+    assert _summary_sans_wall(out) == _summary_sans_wall(inline_run)
+
+
 def test_node_lost_mid_run_agents_are_replaced_and_metrics_unchanged(inline_run, tmp_path, isolated_env):
     cluster = LoopbackCluster(head_cpus=2, worker_cpus=1)
     try:
