@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a scenario key (VALUE parsed as YAML); repeatable")
     r.add_argument("--backend", choices=["ray", "inline"], help="where agents run (default: engine.backend)")
     r.add_argument("--seed", type=int, help="root seed (overrides seed:)")
-    r.add_argument("--ray-address", help="join an existing Ray cluster: auto or HOST:PORT")
+    r.add_argument("--ray-address", help="join an existing Ray cluster: auto or HOST:PORT; 'local' starts a local "
+                                         "Ray instance (with --resume: instead of the cluster the run used)")
     r.add_argument("--force", action="store_true", help="overwrite a non-empty run directory")
 
     v = sub.add_parser("validate", help="check scenario files without running them")
@@ -112,7 +113,7 @@ def _cmd_run(args) -> int:
     if args.resume:
         if args.scenario or args.overrides or args.seed is not None or args.out:
             raise ScenarioError("--resume", "", "takes only the run directory (its scenario.yaml is the scenario)")
-        summary, rd = resume_run(Path(args.resume), backend=args.backend)
+        summary, rd = resume_run(Path(args.resume), backend=args.backend, ray_address=args.ray_address)
         print(format_summary(summary, str(rd.path)))
         return EXIT_OK
     if not args.scenario:
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from parse_actors.metrics import RunDirError
 
     from parse_actors.engine.coordinator import Interrupted
+    from parse_actors.engine.failover import ClusterUnreachable, RunStalled
     from parse_actors.metrics.progress import Progress
 
     logs.configure(-1 if args.quiet else min(args.verbose, 1))
@@ -236,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parse-sim: {e}; finished rounds and a checkpoint are saved (resume with --resume RUN_DIR)",
               file=sys.stderr)
         return 128 + e.signum
+    except (RunStalled, ClusterUnreachable) as e:  # the cluster let the run down: one line, exit 1
+        if args.debug:
+            traceback.print_exc()
+        print(f"parse-sim: {e}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("parse-sim: interrupted", file=sys.stderr)
         return EXIT_INT

@@ -22,6 +22,17 @@ def gradient_conflict(
     `frac_negative` of uni x multi pairs whose updates have negative cosine,
     `mean_pair_cosine`, `n_uni`, `n_multi`. Zero vectors count as cosine 0.
     Updates of a key whose size differs from the most common one are skipped."""
+    prev = torch.get_num_threads()
+    if prev != 1:  # the result's last bits depend on the thread count: the same on every backend
+        torch.set_num_threads(1)
+    try:
+        return _conflict(updates, multimodal)
+    finally:
+        if prev != 1:
+            torch.set_num_threads(prev)
+
+
+def _conflict(updates: Mapping[int, Mapping[str, torch.Tensor]], multimodal: Mapping[int, bool]) -> dict[str, dict]:
     keys = sorted({k for u in updates.values() for k in u})
     out: dict[str, dict] = {}
     for key in keys:

@@ -8,13 +8,13 @@ to host without touching the coordinator); inline it is the value itself.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from parse_actors.data.cache import cache_root
 from parse_actors.engine.host import AgentHost
@@ -54,15 +54,24 @@ class InlineBackend:
     def wait(self, refs: Sequence[Any]) -> None:
         return None
 
-    def dead_hosts(self) -> list[int]:
+    def dead_hosts(self, timeout_s: float | None = None, known: frozenset | set = frozenset()) -> list[int]:
         return []
+
+    def describe(self) -> str:
+        return ""
 
     def shutdown(self) -> None:
         self.hosts = []
 
 
 class RayBackend:
-    """AgentHosts as Ray actors; each executes its calls in submission order."""
+    """AgentHosts as Ray actors; each executes its calls in submission order.
+
+    Hosts are logical (the coordinator's `views[a].host`); each maps to an
+    actor. When a host's actor is lost and the cluster has no room for a new
+    one, the host is re-placed: its agents are rebuilt on a surviving host's
+    actor, which from then on serves both (failover.py).
+    """
 
     name = "ray"
 
@@ -73,25 +82,38 @@ class RayBackend:
         resources = ray.cluster_resources()
         cpus = float(resources.get("CPU", 1.0))
         gpus = float(resources.get("GPU", 0.0))
-        per_cpu = min(1.0, cpus / n_hosts)
+        # one CPU per host where the cluster has them, a share of them where it has fewer
+        self.per_cpu = min(1.0, cpus / n_hosts)
         if device == "auto":
             device = "cuda" if gpus > 0 else "cpu"
         self.device = device
-        opts: dict[str, Any] = {"num_cpus": per_cpu, "max_concurrency": 1, "max_restarts": 0}
+        opts: dict[str, Any] = {"num_cpus": self.per_cpu, "max_concurrency": 1, "max_restarts": 0}
         if device != "cpu" and gpus > 0:
             opts["num_gpus"] = min(1.0, gpus / n_hosts)
         self._actor_cls = ray.remote(AgentHost).options(**opts)
         self._init_args = (torch_threads, device)
         self._setup: dict[int, list[tuple[str, tuple]]] = {h: [] for h in range(n_hosts)}
         self.hosts = [self._actor_cls.remote(h, *self._init_args) for h in range(n_hosts)]
+        self.moved: dict[int, int] = {}  # re-placed host -> the host whose actor now holds its agents
+        # deadlines and the stop check; set from the scenario by journal.attach
+        self.timeout_s = 300.0
+        self.restart_timeout_s = 30.0
+        self.stop: Callable[[], int | None] = lambda: None
 
     @property
     def n_hosts(self) -> int:
         return len(self.hosts)
 
+    def aids(self, host: int) -> list[int]:
+        """The agents built on a host (from its set-up calls)."""
+        return [spec.agent_id for method, args in self._setup[host] if method == "add_agents"
+                for spec, *_ in args[0]]
+
     def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
         if method in SETUP_METHODS:
             self._setup[host].append((method, args))
+        if method == "checkpoint" and not args and self.moved:
+            args = (self.aids(host),)  # an actor may hold several hosts' agents
         fn = getattr(self.hosts[host], method)
         if num_returns != 1:
             fn = fn.options(num_returns=num_returns)
@@ -101,44 +123,141 @@ class RayBackend:
         """Put `value` in the object store once; hosts receive it by reference."""
         return self._ray.put(value)
 
-    def dead_hosts(self, timeout_s: float = 30.0) -> list[int]:
-        """Hosts whose actor no longer answers."""
-        ray = self._ray
-        pings = {h: a.pid.remote() for h, a in enumerate(self.hosts)}
-        dead = []
-        for h, ref in pings.items():
-            try:
-                ray.get(ref, timeout=timeout_s)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                dead.append(h)
-        return dead
+    def _actors(self) -> dict[Any, list[int]]:
+        """Each distinct actor with the hosts it serves."""
+        out: dict[Any, list[int]] = {}
+        for h, a in enumerate(self.hosts):
+            out.setdefault(a, []).append(h)
+        return out
 
-    def restart_host(self, host: int) -> None:
-        """A fresh actor holding the same agents as built at set-up (state restored by the caller)."""
+    def dead_hosts(self, timeout_s: float | None = None, known: frozenset | set = frozenset()) -> list[int]:
+        """Hosts whose actor does not answer within `timeout_s` (default
+        engine.restart_timeout_s; a host busy with queued calls answers after
+        them), plus those whose actor id (hex) is in `known` (named by an error:
+        an actor whose connection broke is not waited for)."""
+        ray = self._ray
+        timeout_s = self.restart_timeout_s if timeout_s is None else timeout_s
+        actors = self._actors()
+        dead = [h for a, hs in actors.items() if a._actor_id.hex() in known for h in hs]
+        pings = {a.pid.remote(): hs for a, hs in actors.items() if a._actor_id.hex() not in known}
+        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=timeout_s, fetch_local=True) \
+            if pings else ([], [])
+        for ref, hs in pings.items():
+            if ref in ready:
+                try:
+                    ray.get(ref, timeout=timeout_s)
+                    continue
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                    pass
+            dead.extend(hs)
+        return sorted(dead)
+
+    # -- losing a host ------------------------------------------------------
+    def free_cpus(self, lost: list[int]) -> float:
+        """CPUs of the live cluster not held by the hosts' actors other than `lost`'s."""
+        total = float(self._ray.cluster_resources().get("CPU", 0.0))
+        held = {a for h, a in enumerate(self.hosts) if h not in lost}
+        return max(0.0, total - self.per_cpu * len(held))
+
+    def revive(self, host: int, dead: set[int] | frozenset = frozenset()) -> int | None:
+        """Give a dead host a live actor holding its agents as built at set-up
+        (state is restored by the caller). A new actor when the cluster has room
+        for one within engine.restart_timeout_s (returns None), else the
+        least-loaded surviving host's actor (returns that host; `dead`: hosts
+        known to be dead too). RunStalled when neither exists."""
+        from parse_actors.engine.failover import RESUME_HINT, RunStalled, pick_survivor
+
+        ray = self._ray
+        lost = [h for h, a in enumerate(self.hosts) if a is self.hosts[host]]
         try:
-            self._ray.kill(self.hosts[host])
-        except Exception:  # noqa: BLE001
+            ray.kill(self.hosts[host], no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone is fine
             pass
-        self.hosts[host] = self._actor_cls.remote(host, *self._init_args)
+        free = self.free_cpus(lost)
+        if free + 1e-9 >= self.per_cpu:
+            actor = self._actor_cls.remote(host, *self._init_args)
+            if self._started(actor):
+                self._rebuild(host, actor)
+                return None
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        # no room: move the host's agents onto a surviving host's actor
+        alive = [h for h in range(self.n_hosts) if h not in dead and h not in set(lost) and h not in self.moved]
+        loads = {h: float(len(self.aids(h))) + sum(len(self.aids(m)) for m, g in self.moved.items() if g == h)
+                 for h in alive}
+        onto = pick_survivor(loads)
+        if onto is None:
+            gone = sorted(set(lost) | set(dead))
+            many = len(gone) > 1
+            raise RunStalled(f"host{'s' if many else ''} {', '.join(map(str, gone))} lost with "
+                             f"{'their node(s)' if many else 'its node'}; {free:g} of {self.per_cpu:g} CPU free and no "
+                             f"surviving host to take {'their' if many else 'its'} agents; {RESUME_HINT}")
+        self._rebuild(host, self.hosts[onto])
+        self.moved[host] = onto
+        return onto
+
+    def _started(self, actor: Any, no_room_s: float = 3.0) -> bool:
+        """Whether a new actor starts within engine.restart_timeout_s; gives up
+        sooner when the cluster has had no CPU free for it for `no_room_s` (its
+        view may still count a node that is gone)."""
+        ray = self._ray
+        ping = actor.pid.remote()
+        t0 = time.monotonic()
+        roomless_since = None
+        while time.monotonic() - t0 < self.restart_timeout_s:
+            ready, _ = ray.wait([ping], timeout=0.2)
+            if ready:
+                try:
+                    ray.get(ping)
+                    return True
+                except ray.exceptions.RayError:
+                    return False
+            now = time.monotonic()
+            if float(ray.available_resources().get("CPU", 0.0)) + 1e-9 >= self.per_cpu:
+                roomless_since = None
+            elif roomless_since is None:
+                roomless_since = now
+            elif now - roomless_since > min(no_room_s, self.restart_timeout_s):
+                return False
+        return False
+
+    def _rebuild(self, host: int, actor: Any) -> None:
+        """Point `host` at `actor` and build its agents there (set-up calls replayed)."""
+        self.moved.pop(host, None)
+        self.hosts[host] = actor
         for method, args in self._setup[host]:
-            getattr(self.hosts[host], method).remote(*args)
+            getattr(actor, method).remote(*args)
+
+    def describe(self) -> str:
+        """What the cluster lacks, for an error line ('' when it cannot tell)."""
+        try:
+            total = float(self._ray.cluster_resources().get("CPU", 0.0))
+            free = float(self._ray.available_resources().get("CPU", 0.0))
+        except Exception:  # noqa: BLE001
+            return ""
+        return (f" ({len(self._actors())} host actors, {free:g} of {total:g} cluster CPUs free, "
+                f"{self.per_cpu:g} per host)")
 
     def kill_host(self, host: int) -> None:
         """Kill a host's actor (for fault-injection tests)."""
         self._ray.kill(self.hosts[host], no_restart=True)
 
     def wait(self, refs: Sequence[Any]) -> None:
-        """Block until `refs` are computed, without fetching them here."""
+        """Block until `refs` are computed, without fetching them here (deadline: engine.ray_timeout_s)."""
         if refs:
-            self._ray.wait(list(refs), num_returns=len(refs), fetch_local=False)
+            self._ray.wait(list(refs), num_returns=len(refs), fetch_local=False, timeout=self.timeout_s)
 
     async def get(self, refs: Sequence[Any]) -> list[Any]:
+        from parse_actors.engine.failover import gather
+
         if not refs:
             return []
-        return list(await asyncio.gather(*refs))
+        return await gather(refs, self.timeout_s, self.stop, self.describe)
 
     def shutdown(self) -> None:
-        for h in self.hosts:
+        for h in set(self.hosts):
             try:
                 self._ray.kill(h)
             except Exception:  # noqa: BLE001 - already gone is fine
@@ -158,7 +277,8 @@ def _ray_temp_base() -> Path:
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
-    """A Ray instance for one run: local and self-contained unless `address` is given.
+    """A Ray instance for one run: local and self-contained unless `address` is given
+    (HOST:PORT or auto; 'local' is the same as none).
 
     A local instance gets its own temp dir, no dashboard, no usage stats and
     token auth off (it listens on loopback only); it is shut down and its temp
@@ -172,6 +292,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         return
     tmp = None
     kwargs: dict[str, Any] = dict(configure_logging=False, log_to_driver=False)
+    if address == "local":  # a local instance even where the scenario names a cluster
+        address = None
     if address:
         kwargs["address"] = address
     else:

@@ -28,10 +28,10 @@ from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.final_weights import save_final_weights
 from parse_actors.data import build_federated_data
 from parse_actors.engine import checkpoint as ckpt
+from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
 from parse_actors.engine.discovery import Discovery
-from parse_actors.engine.journal import Journal
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.resume import Resume
@@ -73,7 +73,7 @@ class Simulation:
         self.policy = make_policy(scenario.method, scenario.aggregation)
         self.env = simpy.Environment()
         self.backend: Any = None
-        self.journal: Journal | None = None
+        self.journal: Any = None  # journal.Journal on Ray (journal.attach)
         self.recorder = Recorder(run_dir, self.log, scenario.protocol.rounds, resume)
         self.resume = Resume(self, resume)
         self.discovery = Discovery(self)
@@ -112,8 +112,7 @@ class Simulation:
         t0 = time.perf_counter()
         backend_cls = RayBackend if self.backend_name == "ray" else InlineBackend
         self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device)
-        if self.backend_name == "ray" and sc.engine.checkpoint_every:
-            self.journal = Journal(self.backend, self._on_restart)
+        self.journal = journal.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
         self.host_start_s = time.perf_counter() - t0
         init_seed = torch_seed(sc.seed, "init") if sc.agents.common_init else None
         per_host: dict[int, list] = {h: [] for h in range(n_hosts)}
@@ -275,7 +274,7 @@ class Simulation:
         await self.setup()
         self._install_signal_handlers()
         if self.journal is not None:
-            self.journal.checkpoint()  # a host lost before the first round restarts from here
+            await self.journal.checkpoint()  # a host lost before the first round restarts from here
         self.steady_start = time.perf_counter()
         self._set_dry(self.resume.state is not None)
         self.run_until(self.env.process(self.discovery.exchange(self.discovery.missing())))
@@ -299,7 +298,7 @@ class Simulation:
         await asyncio.sleep(0)  # let a pending SIGINT/SIGTERM handler run (inline runs never block)
         last = rnd == self.sc.protocol.rounds - 1
         if self.journal is not None and (rnd + 1) % self.sc.engine.checkpoint_every == 0 and not last:
-            self.journal.checkpoint()
+            await self.journal.checkpoint()
         for hook in self.hooks:
             hook(self, rnd)
         every = self.sc.output.checkpoint_every
@@ -400,6 +399,7 @@ class Simulation:
             "host_start_s": self.host_start_s, "agents_start_s": self.agents_start_s,
             "steady_s": getattr(self, "steady_end", time.perf_counter()) - self.steady_start,
             "host_restarts": self.journal.restarts if self.journal else 0,
+            "hosts_replaced": self.journal.replaced if self.journal else 0,
             "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
         })
         if self.sc.output.plots and complete:

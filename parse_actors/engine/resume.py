@@ -23,6 +23,7 @@ class Resume:
         self.state = state
         self.payloads: dict[tuple[int, int], Any] = (
             {(s, r): p for s, r, p in state.get("payloads", [])} if state else {})
+        self.last: dict | None = None  # the last Ray snapshot as a checkpoint, for a run that gets stuck
 
     @property
     def start(self) -> int:
@@ -49,7 +50,7 @@ class Resume:
         sim.round = self.state["round"]
         sim.log.info("resume", t=sim.env.now, from_round=sim.round + 1)
         if sim.journal is not None:
-            sim.journal.checkpoint()
+            await sim.journal.checkpoint()
 
     async def save(self, rnd: int) -> None:
         """Period-boundary checkpoint on disk."""
@@ -57,13 +58,51 @@ class Resume:
         states: dict[int, dict] = {}
         for part in await sim.get([sim.call(h, "checkpoint") for h in range(sim.backend.n_hosts)]):
             states.update(part)
-        # exports still needed after this point: of messages waiting in an inbox or in flight
-        waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
-        needed = {(m.sender, m.round): m.payload for m in waiting}
+        needed = self.needed()
         values = await sim.get(list(needed.values()))
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
-        ckpt.save(sim.run_dir.path, {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads,
-                                     **sim.recorder.state(), "messages": dict(sim.messages),
-                                     "protocol": sim.protocol.state(),
-                                     "seed": sim.sc.seed, "events_offset": logs.events_offset()})
+        ckpt.save(sim.run_dir.path, self.state_at(rnd, states, payloads))
         sim.recorder.flush()
+
+    def needed(self) -> dict[tuple[int, int], Any]:
+        """Exports still needed after this point, by (sender, round): of messages
+        waiting in an inbox or in flight (they are merged after a checkpoint)."""
+        sim = self.sim
+        waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
+        return {(m.sender, m.round): m.payload for m in waiting}
+
+    def state_at(self, rnd: int, states: dict[int, dict], payloads: list) -> dict:
+        """A checkpoint's content after period `rnd`: `states` every agent's state,
+        `payloads` the exports of `needed()` as [sender, round, value]."""
+        sim = self.sim
+        rec = {k: list(v) for k, v in sim.recorder.state().items()}
+        return {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads, **rec,
+                "messages": dict(sim.messages), "protocol": sim.protocol.state(),
+                "seed": sim.sc.seed, "events_offset": logs.events_offset()}
+
+    def keep(self, states: list[dict], payloads: list) -> None:
+        """At each Ray snapshot (journal.py): what a checkpoint would hold, kept in
+        memory for `write_last` (none before the first period finished)."""
+        sim = self.sim
+        if sim.round < 0 or sim.dry:
+            self.last = None
+            return
+        merged: dict[int, dict] = {}
+        for part in states:
+            merged.update(part)
+        self.last = self.state_at(sim.round, merged, payloads)
+
+    def write_last(self) -> bool:
+        """A run that cannot go on: the tables back to the last snapshot, written
+        as the checkpoint `--resume` continues from. False when there is none."""
+        sim, snap = self.sim, self.last
+        if snap is None:
+            return False
+        ckpt.save(sim.run_dir.path, snap)
+        rec = sim.recorder
+        rec.rows = list(snap["rows"])
+        rec.conflict_rows = list(snap.get("conflict_rows", []))
+        rec.slice_rows = list(snap.get("slice_rows", []))
+        sim.round = snap["round"]
+        sim.messages = dict(snap["messages"])
+        return True

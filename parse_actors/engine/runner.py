@@ -16,6 +16,7 @@ from parse_actors import logs
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.backends import ray_session
 from parse_actors.engine.coordinator import Interrupted, Simulation
+from parse_actors.engine.failover import RESUME_HINT, RunStalled, StopRequested, check_reachable
 from parse_actors.errors import ScenarioError
 from parse_actors.metrics import RunDir
 from parse_actors.scenario import Scenario, load_scenario, scenario_to_yaml
@@ -37,8 +38,10 @@ def run_scenario(sc: Scenario, out_dir: Path, backend: str | None = None, force:
     return _execute(sc, rd, backend, None, hooks), rd
 
 
-def resume_run(run_dir: Path, backend: str | None = None, hooks=()) -> tuple[dict, RunDir]:
-    """Continue an interrupted run from its last checkpoint."""
+def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address: str | None = None
+               ) -> tuple[dict, RunDir]:
+    """Continue an interrupted run from its last checkpoint, on `backend` and
+    `ray_address` ('local': a local Ray instance) when given, else as it ran."""
     run_dir = Path(run_dir)
     scenario_file = run_dir / "scenario.yaml"
     if not scenario_file.is_file():
@@ -53,6 +56,8 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=()) -> tuple[dic
                                               "reached its first checkpoint)")
     sc = load_scenario(scenario_file)
     backend = backend or sc.engine.backend
+    if ray_address is not None:
+        sc.engine.ray_address = ray_address
     rd = RunDir(run_dir, force=False, reuse=True)
     logs.truncate_events(rd.events_path, state.get("events_offset"))
     return _execute(sc, rd, backend, state, hooks), rd
@@ -65,6 +70,7 @@ def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks)
     wall0 = time.perf_counter()
     try:
         if backend == "ray":
+            check_reachable(sc.engine.ray_address)
             with ray_session(sc.engine.ray_address):
                 summary = _drive(sim, wall0)
         else:
@@ -99,5 +105,23 @@ def _drive(sim: Simulation, wall0: float) -> dict:
     except Interrupted:
         sim.finish_incomplete(wall0)
         raise
+    except StopRequested as e:  # a first Ctrl-C while the round could not finish: the last snapshot
+        _give_up(sim, wall0, "round_abandoned")
+        raise Interrupted(e.signum) from None
+    except RunStalled as e:
+        saved = _give_up(sim, wall0, "stalled", str(e))
+        msg = str(e).replace(RESUME_HINT, RESUME_HINT.replace("RUN_DIR", str(sim.run_dir.path)) if saved else
+                             "no round had finished, so there is nothing to resume (run it again)")
+        raise RunStalled(msg) from None
     finally:
         sim.close()
+
+
+def _give_up(sim: Simulation, wall0: float, event: str, why: str = "") -> bool:
+    """The round in progress cannot finish: tables and a checkpoint from the last
+    snapshot (Ray runs take one every engine.checkpoint_every rounds)."""
+    saved = sim.resume.write_last()
+    sim.log.warning(event, t=sim.env.now, round=sim.round, checkpoint=saved, **({"error": why} if why else {}))
+    if getattr(sim, "net", None) is not None and getattr(sim, "protocol", None) is not None:
+        sim.finish_incomplete(wall0)
+    return saved

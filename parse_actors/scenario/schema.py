@@ -122,6 +122,13 @@ class EngineConfig(StrictModel):
     checkpoint_every: int = Field(default=1, ge=0)
     """Ray: snapshot agent state into the object store every this many rounds; a host that
     dies is restarted from the last snapshot and the calls since are replayed. 0 turns it off."""
+    ray_timeout_s: float = Field(default=300.0, gt=0)
+    """Ray: the longest any wait on the hosts may go without a result arriving; then the run
+    ends with a one-line error, its tables and a checkpoint (exit 1). Raise it when one host
+    call (a local training phase) can legitimately take longer."""
+    restart_timeout_s: float = Field(default=30.0, gt=0)
+    """Ray: how long a lost host's replacement actor may take to start (and a host to answer a
+    liveness check) before its agents are re-placed on a surviving host instead."""
 
 
 class OutputConfig(StrictModel):
