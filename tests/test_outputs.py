@@ -96,7 +96,6 @@ ALLOWED_WRITES = {
     ("parse_actors/data/cache.py", "replace"): "the rename that makes the cache entry appear whole",
     ("parse_actors/studies/sweep.py", "open"): ".sweep.lock: an empty advisory lock file, not an output",
     ("parse_actors/metrics/plots.py", "savefig"): "into a BytesIO, then atomic.write_bytes",
-    ("parse_actors/studies/plots.py", "savefig"): "into a BytesIO, then atomic.write_bytes",
     ("parse_actors/engine/checkpoint.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
     ("parse_actors/metrics/final_weights.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
 }

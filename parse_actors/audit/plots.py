@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parse_actors.metrics.plots import _plt, _save
+from parse_actors.metrics.plots import plt_ as _plt
+from parse_actors.metrics.plots import save_png as _save
 
 from .tables import group_matrix
 

@@ -403,7 +403,7 @@ class Simulation:
             "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
         })
         if self.sc.output.plots and complete:
-            write_run_plots(self.run_dir.path / "plots", self.recorder.rows, summary)
+            write_run_plots(self.run_dir.path / "plots", self.recorder.rows, summary, comm_rows)
         if complete:
             ckpt.remove(self.run_dir.path)
         self.log.info("finished", t=self.env.now, acc=summary["final_acc"]["mean"], bytes=summary["bytes_total"],

@@ -6,46 +6,17 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from parse_actors import atomic
-from parse_actors.metrics.plots import _plt
-from parse_actors.studies.data import RunData, SweepData, mean_ci, mean_std
-
-KIND_COLORS = {"encoder": "#4c72b0", "red": "#c44e52", "uni": "#55a868", "syn": "#8172b2", "head": "#ccb974",
-               "control": "#8c8c8c"}
-MIB = 2 ** 20
+from parse_actors.metrics.plots import KIND_COLORS, MIB, colors as _colors, legend as _legend, new_figure as _fig
+from parse_actors.metrics.plots import plt_ as _plt, save_png
+from parse_actors.studies.data import RunData, SweepData, mean_ci
 
 
 def _save(fig, path: Path, layout: bool = True) -> None:
-    """Render to memory as a 256-colour PNG (plots need no more; files are ~4x smaller), write atomically."""
-    import io
-
-    if layout:
-        fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    _plt().close(fig)
-    data = buf.getvalue()
-    try:
-        from PIL import Image
-
-        im = Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
-        out = io.BytesIO()
-        im.save(out, format="PNG", optimize=True)
-        if len(out.getvalue()) < len(data):
-            data = out.getvalue()
-    except Exception:  # noqa: BLE001 - Pillow missing or failing: keep matplotlib's PNG
-        pass
-    atomic.write_bytes(path, data)
+    save_png(fig, path, layout)
 
 
 def _save_no_layout(fig, path: Path) -> None:
-    _save(fig, path, layout=False)
-
-
-def _colors(n: int):
-    plt = _plt()
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
+    save_png(fig, path, layout=False)
 
 
 def _line_styles(n: int) -> list[tuple]:
@@ -54,84 +25,7 @@ def _line_styles(n: int) -> list[tuple]:
     return [(cmap(i % 10), ("-", "--", ":", "-.")[(i // 10) % 4]) for i in range(n)]
 
 
-def _fig(w: float = 6.4, h: float = 4.0, dpi: int = 100, ncols: int = 1, nrows: int = 1, **kw):
-    plt = _plt()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w, h), dpi=dpi, squeeze=False, **kw)
-    return fig, axes
-
-
-def _legend(ax, n: int, **kw) -> None:
-    if n == 0:
-        return
-    ax.legend(fontsize=7 if n > 6 else 8, **kw)
-
-
 # ------------------------------------------------------------------- one run
-
-
-def run_accuracy(run: RunData, path: Path, title: str, target: float | None, dpi: int) -> None:
-    fig, axes = _fig(dpi=dpi)
-    ax = axes[0][0]
-    groups = run.groups
-    for g, c in zip(groups, _colors(len(groups))):
-        per_round: dict[int, list[float]] = defaultdict(list)
-        ts: dict[int, float] = {}
-        for r in run.metrics:
-            if r["group"] == g and isinstance(r["acc"], (int, float)) and not math.isnan(r["acc"]):
-                per_round[r["round"]].append(float(r["acc"]))
-                ts[r["round"]] = float(r["t"])
-        rounds = sorted(per_round)
-        if not rounds:
-            continue
-        x = [ts[k] for k in rounds]
-        stats = [mean_std(per_round[k]) for k in rounds]
-        m = [s[0] for s in stats]
-        sd = [s[1] or 0.0 for s in stats]
-        ax.plot(x, m, marker="o", ms=3, color=c, label=f"{g} ({len(per_round[rounds[-1]])} agents)")
-        ax.fill_between(x, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)], color=c, alpha=0.15)
-    allc = run.curve()
-    if allc:
-        ax.plot([t for _, t, _ in allc], [a for _, _, a in allc], color="black", ls="--", lw=1, label="all agents")
-    if target is not None:
-        ax.axhline(target, color="gray", ls=":", lw=1, label=f"target {target:g}")
-    ax.set_xlabel("virtual time (s)")
-    ax.set_ylabel("test accuracy (mean over agents)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(ax, len(groups) + 2, title="agent group (band: ±1 std over agents)", title_fontsize=7)
-    _save(fig, path)
-
-
-def run_bytes(run: RunData, path: Path, title: str, dpi: int) -> None:
-    group_of = {}
-    for r in run.metrics:
-        group_of[r["agent"]] = r["group"]
-    groups = run.groups
-    kinds: list[str] = []
-    data: dict[str, dict[str, float]] = {g: defaultdict(float) for g in groups}
-    for r in run.comm:
-        g = group_of.get(r["src"], "?")
-        data.setdefault(g, defaultdict(float))[r["kind"]] += float(r["bytes_sent"]) / MIB
-        if r["kind"] not in kinds:
-            kinds.append(r["kind"])
-    kinds = [k for k in KIND_COLORS if k in kinds] + [k for k in kinds if k not in KIND_COLORS]
-    labels = [g for g in data if any(data[g].values())]
-    fig, axes = _fig(dpi=dpi)
-    ax = axes[0][0]
-    bottom = [0.0] * len(labels)
-    for k in kinds:
-        vals = [data[g].get(k, 0.0) for g in labels]
-        ax.bar(labels, vals, bottom=bottom, color=KIND_COLORS.get(k), label=k)
-        bottom = [a + b for a, b in zip(bottom, vals)]
-    for i, b in enumerate(bottom):
-        ax.annotate(f"{b:.1f}", (i, b), ha="center", va="bottom", fontsize=8)
-    ax.set_xlabel("sending agent group")
-    ax.set_ylabel("bytes sent (MiB)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_ylim(0, max(bottom + [1e-9]) * 1.1)
-    _legend(ax, len(kinds), title="slice kind", loc="center left", bbox_to_anchor=(1.0, 0.5))
-    _save(fig, path)
 
 
 def run_conflict(run: RunData, path: Path, title: str, dpi: int) -> None:

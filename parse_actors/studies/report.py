@@ -42,6 +42,7 @@ from parse_actors.studies.data import (
     load_sweep,
     mean_std,
 )
+from parse_actors.metrics import plots as run_plots
 from parse_actors.names import SLICE_KINDS as DROP
 from parse_actors.studies.grid import value_text
 from parse_actors.studies.tune import Choice, choose
@@ -148,7 +149,8 @@ def _run_report(run: RunData, target: float | None, dpi: int) -> Path:
     lines += _md_table(["agent group", "agents", "final accuracy (common test)"] + [h for _, h in extra]
                        + [f"time to {target:g} (virtual s)"], rows)
     if run.metrics:
-        plots.run_accuracy(run, figs / "accuracy_vs_time.png", f"{name}: accuracy per agent group", target, dpi)
+        run_plots.accuracy_vs_time(run.metrics, figs / "accuracy_vs_time.png", f"{name}: accuracy per agent group",
+                                   target, dpi)
         _fig_link(lines, "accuracy_vs_time.png", "accuracy vs virtual time per agent group")
         plots.grouped_bars(groups + ["all"], {"time to target": [run.time_to(target, g) for g in groups]
                                              + [run.time_to(target)]},
@@ -168,7 +170,7 @@ def _run_report(run: RunData, target: float | None, dpi: int) -> Path:
     lines += [f"Messages: {m.get('sent', 0)} sent, {m.get('delivered', 0)} delivered, {m.get('dropped', 0)} "
               "dropped.", ""]
     if run.comm:
-        plots.run_bytes(run, figs / "bytes_by_kind.png", f"{name}: bytes sent per slice kind", dpi)
+        run_plots.bytes_by_kind(run.metrics, run.comm, figs / "bytes_by_kind.png", f"{name}: bytes sent per slice kind", dpi)
         _fig_link(lines, "bytes_by_kind.png", "bytes per slice kind per sending group")
 
     # conflict
