@@ -19,6 +19,7 @@ from parse_actors.agents import capability_nbytes
 from parse_actors.engine import resume_run, run_scenario
 from parse_actors.engine.coordinator import Interrupted
 from parse_actors.scenario import load_scenario
+from run_helpers import run_full_and_cut
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -339,16 +340,7 @@ def test_sigint_stops_an_inline_run_after_the_current_round(tmp_path):
 ], ids=["async", "sync-timeout"])
 def test_resume_with_messages_in_flight_at_the_checkpoint(tmp_path, overrides):
     """Exports still in flight (async) or arriving after a barrier (timeout) survive the checkpoint."""
-    full = tmp_path / "full"
-    run_scenario(scenario(*overrides), full, backend="inline")
-    out = tmp_path / "cut"
-
-    def stop_after_1(sim, rnd):
-        if rnd == 1:
-            sim.stop_signal = signal.SIGTERM
-
-    with pytest.raises(Interrupted):
-        run_scenario(scenario(*overrides), out, backend="inline", hooks=[stop_after_1])
+    full, out = run_full_and_cut(scenario(*overrides), tmp_path)
     from parse_actors.engine import checkpoint as ckpt
 
     assert ckpt.load(out)["payloads"], "the scenario should leave messages in flight at the checkpoint"

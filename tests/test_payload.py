@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import signal
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,11 @@ from parse_actors.agents.budget import starvation_bound
 from parse_actors.agents.choco import _apply
 from parse_actors.agents.compression import from_plain, wire_nbytes, wire_nbytes_for
 from parse_actors.engine import resume_run, run_scenario
-from parse_actors.engine.coordinator import Interrupted, Simulation
+from parse_actors.engine.coordinator import Simulation
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.errors import ScenarioError
 from parse_actors.scenario import load_scenario
+from run_helpers import run_full_and_cut
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -206,16 +206,7 @@ def test_change_priority_sends_the_branch_that_moved_most_first(tmp_path):
 
 def test_resume_with_change_priority_replays_the_same_schedule(tmp_path):
     over = ("protocol.payload_budget=55000", "protocol.priority=change", "protocol.rounds=4", TRACE)
-    full = tmp_path / "full"
-    run_scenario(scenario(*over), full, backend="inline")
-    out = tmp_path / "cut"
-
-    def stop_after_1(sim, rnd):
-        if rnd == 1:
-            sim.stop_signal = signal.SIGTERM
-
-    with pytest.raises(Interrupted):
-        run_scenario(scenario(*over), out, backend="inline", hooks=[stop_after_1])
+    full, out = run_full_and_cut(scenario(*over), tmp_path)
     resume_run(out, backend="inline")
     for name in ("metrics.csv", "comm.csv"):
         assert (out / name).read_text() == (full / name).read_text(), name
@@ -355,16 +346,7 @@ def test_choco_async_with_churn_keeps_both_copies_of_each_link_equal(tmp_path):
      "protocol.rounds=4", "network.link.bandwidth_mbps=5"),
 ], ids=["sync-trace", "async-in-flight"])
 def test_resume_of_a_budgeted_choco_run_is_exact(tmp_path, over):
-    full = tmp_path / "full"
-    run_scenario(scenario(*over), full, backend="inline")
-    out = tmp_path / "cut"
-
-    def stop_after_1(sim, rnd):
-        if rnd == 1:
-            sim.stop_signal = signal.SIGTERM
-
-    with pytest.raises(Interrupted):
-        run_scenario(scenario(*over), out, backend="inline", hooks=[stop_after_1])
+    full, out = run_full_and_cut(scenario(*over), tmp_path)
     if "protocol.mode=async" in over:
         from parse_actors.engine import checkpoint as ckpt
 

@@ -1,0 +1,26 @@
+"""Helpers shared by the engine-level tests (imported by test modules)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from parse_actors.engine import run_scenario
+from parse_actors.engine.coordinator import Interrupted
+
+
+def run_full_and_cut(sc, tmp_path: Path, stop_after: int = 1) -> tuple[Path, Path]:
+    """Run `sc` uninterrupted into tmp_path/full, and again into tmp_path/cut stopped by
+    SIGTERM after round `stop_after` (checkpoint written, not yet resumed)."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    run_scenario(sc, full, backend="inline")
+
+    def stop(sim, rnd):
+        if rnd == stop_after:
+            sim.stop_signal = signal.SIGTERM
+
+    with pytest.raises(Interrupted):
+        run_scenario(sc, cut, backend="inline", hooks=[stop])
+    return full, cut
