@@ -12,7 +12,6 @@ Units are in the key names: `_ms`, `_s`, `_mbps` (10^6 bit/s), `_bytes`, `_m`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -28,7 +27,6 @@ from .distributions import (
     SpeedDist,
     UniformLatency,
 )
-from .errors import ConfigError, TraceFormatError
 
 # =========================================================================== topology
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import signal
 from pathlib import Path
 
@@ -24,3 +26,15 @@ def run_full_and_cut(sc, tmp_path: Path, stop_after: int = 1) -> tuple[Path, Pat
     with pytest.raises(Interrupted):
         run_scenario(sc, cut, backend="inline", hooks=[stop])
     return full, cut
+
+
+def rows(out: Path, name: str = "metrics.csv") -> list[dict]:
+    with open(out / name) as f:
+        return list(csv.DictReader(f))
+
+
+def summary_sans_wall(out: Path) -> dict:
+    """summary.json without wall time: what must match between runs of the same seed."""
+    s = json.loads((out / "summary.json").read_text())
+    s.pop("wall_time_s")
+    return s

@@ -3,7 +3,6 @@ protocols, churn, sensor loss, capability discovery, resume and signals."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ from parse_actors.agents import capability_nbytes
 from parse_actors.engine import resume_run, run_scenario
 from parse_actors.engine.coordinator import Interrupted
 from parse_actors.scenario import load_scenario
-from run_helpers import run_full_and_cut
+from run_helpers import rows, run_full_and_cut, summary_sans_wall
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -32,17 +31,6 @@ def scenario(*overrides):
 
 def events(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
-def rows(out: Path, name="metrics.csv") -> list[dict]:
-    with open(out / name) as f:
-        return list(csv.DictReader(f))
-
-
-def summary_sans_wall(out: Path) -> dict:
-    s = json.loads((out / "summary.json").read_text())
-    s.pop("wall_time_s")
-    return s
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from run_helpers import summary_sans_wall as _summary_sans_wall
 
 from parse_actors.engine import run_scenario
 from parse_actors.scenario import load_scenario
@@ -133,12 +134,6 @@ def _wait_for_round(out: Path, proc: subprocess.Popen, rnd: int, timeout: float 
 
 def _events(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
-def _summary_sans_wall(out: Path) -> dict:
-    s = json.loads((out / "summary.json").read_text())
-    s.pop("wall_time_s")
-    return s
 
 
 @pytest.fixture(scope="module")

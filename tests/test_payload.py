@@ -9,7 +9,6 @@ does not, resume is exact, inline == Ray.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from parse_actors.agents.budget import starvation_bound
 from parse_actors.agents.choco import _apply
 from parse_actors.agents.compression import from_plain, wire_nbytes, wire_nbytes_for
 from parse_actors.engine import resume_run, run_scenario
@@ -25,7 +23,8 @@ from parse_actors.engine.coordinator import Simulation
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.errors import ScenarioError
 from parse_actors.scenario import load_scenario
-from run_helpers import run_full_and_cut
+from run_helpers import rows, run_full_and_cut
+from run_helpers import summary_sans_wall as summary
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -37,17 +36,6 @@ CODECS = "protocol.compression={encoder: {topk: 0.01}, red: int8, uni: fp16, syn
 
 def scenario(*overrides):
     return load_scenario(QUICK, list(SMALL) + list(overrides))
-
-
-def rows(out: Path, name="metrics.csv") -> list[dict]:
-    with open(out / name) as f:
-        return list(csv.DictReader(f))
-
-
-def summary(out: Path) -> dict:
-    s = json.loads((out / "summary.json").read_text())
-    s.pop("wall_time_s")
-    return s
 
 
 def final_acc(out: Path) -> float:

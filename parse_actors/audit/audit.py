@@ -18,7 +18,6 @@ fission built from the true latents, the ground truth under this estimator.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

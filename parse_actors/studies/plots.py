@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from parse_actors.metrics.plots import KIND_COLORS, MIB, colors as _colors, legend as _legend, new_figure as _fig
+from parse_actors.metrics.plots import KIND_COLORS, colors as _colors, legend as _legend, new_figure as _fig
 from parse_actors.metrics.plots import plt_ as _plt, save_png
 from parse_actors.studies.data import RunData, SweepData, mean_ci
 
