@@ -29,6 +29,7 @@ from .config import AggregationConfig, LossConfig, ModelConfig, OptimConfig
 from .exchange import accepted
 from .losses import fission_terms, mono_terms, resolve_align, term_weights, total_loss
 from .methods import resolve, make_policy
+from .sgd import SGD
 
 PAIRINGS = ("instance", "label")
 """How a dataset's modalities are paired: by instance (one event seen by every
@@ -140,13 +141,12 @@ class Agent:
     def _all_params(self) -> list[torch.nn.Parameter]:
         return [p for key in sorted(self.net.branches) for p in self.net.branches[key].parameters()]
 
-    def _new_optimizer(self, previous: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
+    def _new_optimizer(self, previous: SGD | None = None) -> SGD:
         """One SGD over every built branch (sorted key order, so checkpoints map back);
-        momentum buffers of existing parameters carry over."""
+        momentum buffers of existing parameters carry over. `sgd.SGD` is
+        torch.optim.SGD(foreach=True) bit for bit, without importing torch._dynamo."""
         o = self.optim_cfg
-        opt = torch.optim.SGD(
-            self._all_params(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True
-        )
+        opt = SGD(self._all_params(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         if previous is not None:
             for p, st in previous.state.items():
                 opt.state[p] = st

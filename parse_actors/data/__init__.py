@@ -8,10 +8,27 @@ availability and schedules, and an on-disk cache.
     fd = build_federated_data(cfg, agent_modalities, seed, base_dir, cache_dir)
 """
 
-from .config import DataConfig, PartitionConfig, ScheduleEntry, SyntheticConfig
-from .errors import DataError
-from .federated import FederatedData, build_federated_data, load_source
-from .types import AgentData, ModalData, ModalityEvent
+# Names are imported on first use (PEP 562): every Ray actor imports
+# parse_actors.data.types through the agents, and must not pay for the loaders,
+# the pydantic config models and the dataset registry it never uses.
+_WHERE = {
+    "DataConfig": "config", "PartitionConfig": "config", "ScheduleEntry": "config", "SyntheticConfig": "config",
+    "DataError": "errors",
+    "FederatedData": "federated", "build_federated_data": "federated", "load_source": "federated",
+    "AgentData": "types", "ModalData": "types", "ModalityEvent": "types",
+}
+
+
+def __getattr__(name: str):
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'parse_actors.data' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AgentData",
