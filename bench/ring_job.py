@@ -20,6 +20,7 @@ ratio of each simulator variant to the plain loop measured in the same run.
 
     .venv/bin/python bench/ring_job.py                 # N = 8, 1 repetition (what `make bench` runs)
     .venv/bin/python bench/ring_job.py --sizes 8,32 --reps 2
+    .venv/bin/python bench/ring_job.py --variants plain,ray,ray-joined
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -147,9 +149,18 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak summed RSS of the process tree, stdout) of one command."""
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak summed RSS of the process tree, stdout) of one
+    command. CPU time counts every process of the tree that was waited for (Ray's
+    processes are children of the driver, its workers of the raylet): on a loaded
+    machine it moves much less than wall time."""
     peak = [0]
+    c0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -163,33 +174,40 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
     th.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    cpu = _children_cpu() - c0
     done.set()
     th.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, peak[0], out
+    return wall, cpu, peak[0], out
 
 
-def run_variant(kind: str, folder: Path, n: int, hosts: int | None) -> dict:
+def run_variant(kind: str, folder: Path, n: int, hosts: int | None, address: str | None = None) -> dict:
     py = sys.executable
     if kind == "plain":
-        wall, peak, out = timed([py, __file__, "--child", "plain", "--data", str(folder), "--n", str(n)])
-        return {"wall": wall, "peak": peak, "steady": json.loads(out.strip().splitlines()[-1])["steady_s"]}
+        wall, cpu, peak, out = timed([py, __file__, "--child", "plain", "--data", str(folder), "--n", str(n)])
+        return {"wall": wall, "cpu": cpu, "peak": peak, "steady": json.loads(out.strip().splitlines()[-1])["steady_s"]}
     scen = folder / f"ring-{n}.yaml"
     scen.write_text(scenario_yaml(folder, n, hosts))
     run_dir = folder / f"run-{kind}-{n}"
     cli = Path(py).parent / "parse-sim"
-    wall, peak, _ = timed([str(cli), "-q", "run", str(scen), "--backend", kind, "--out", str(run_dir), "--force"])
+    cmd = [str(cli), "-q", "run", str(scen), "--backend", "ray" if kind == "ray-joined" else kind,
+           "--out", str(run_dir), "--force"]
+    if kind == "ray-joined":
+        cmd += ["--ray-address", address]
+    wall, cpu, peak, _ = timed(cmd)
     info = json.loads((run_dir / "run.json").read_text())
     acc = json.loads((run_dir / "summary.json").read_text())["final_acc"]["mean"]
-    return {"wall": wall, "peak": peak, "steady": info["steady_s"], "info": info, "acc": acc}
+    return {"wall": wall, "cpu": cpu, "peak": peak, "steady": info["steady_s"], "info": info, "acc": acc}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="8", help="comma-separated agent counts (the issue's table: 8,32)")
     ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions (medians printed)")
-    ap.add_argument("--variants", default="plain,inline,ray")
+    ap.add_argument("--variants", default="plain,inline,ray",
+                    help="plain, inline, ray, ray-joined (joins a Ray instance this script starts first and keeps "
+                         "up: Ray's own start and stop are left out, and so are its processes' memory)")
     ap.add_argument("--hosts", type=int, default=None, help="engine.hosts on Ray (default: one per CPU)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -199,6 +217,21 @@ def main() -> None:
         plain_child(Path(args.data), args.n)
         return
     variants = args.variants.split(",")
+    address = None
+    if "ray-joined" in variants:
+        from parse_actors.engine.backends import ray_session
+
+        session = ray_session()
+        ray = session.__enter__()
+        address = ray.get_runtime_context().gcs_address
+    try:
+        _compare(args, variants, address)
+    finally:
+        if address is not None:
+            session.__exit__(None, None, None)
+
+
+def _compare(args, variants: list[str], address: str | None) -> None:
     print(f"D-PSGD ring job: {ROUNDS} rounds x {STEPS} steps of {BATCH}, {FEATURES} features, 64-128-64 MLP "
           f"encoder; whole-process wall time (median of {args.reps}), steady state apart; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-ring-") as tmp:
@@ -210,16 +243,17 @@ def main() -> None:
             for rep in range(args.reps):
                 order = variants if rep % 2 == 0 else variants[::-1]
                 for v in order:
-                    res[v].append(run_variant(v, folder, n, args.hosts))
-            med = {v: {k: statistics.median(r[k] for r in rs) for k in ("wall", "steady", "peak")}
+                    res[v].append(run_variant(v, folder, n, args.hosts, address))
+            med = {v: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "steady", "peak")}
                    for v, rs in res.items()}
             base = med.get("plain")
             for v in variants:
                 m = med[v]
-                line = (f"N={n:<3d} {v:6s} wall {m['wall']:6.2f} s   steady {m['steady']:6.2f} s   "
-                        f"peak {m['peak'] / 2**30:5.2f} GiB")
+                line = (f"N={n:<3d} {v:10s} wall {m['wall']:6.2f} s   cpu {m['cpu']:6.2f} s   steady {m['steady']:6.2f} s"
+                        f"   peak {m['peak'] / 2**30:5.2f} GiB")
                 if base and v != "plain":
-                    line += f"   ratio wall {m['wall'] / base['wall']:4.2f}x  steady {m['steady'] / base['steady']:4.2f}x"
+                    line += (f"   ratio wall {m['wall'] / base['wall']:4.2f}x  cpu {m['cpu'] / base['cpu']:4.2f}x  "
+                             f"steady {m['steady'] / base['steady']:4.2f}x")
                 if "info" in res[v][-1]:
                     i = res[v][-1]["info"]
                     line += (f"   (hosts {i['hosts']}, host start {i['host_start_s']:.2f} s, agents built "
