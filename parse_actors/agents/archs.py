@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ARCH_NAMES, ModelConfig
 
 
 class _GRUEncoder(nn.Module):
@@ -105,6 +105,8 @@ ARCHS: dict[str, ArchSpec] = {
     "conv1d": ArchSpec("conv1d", _conv1d, (1, 2), "time series (T,F): 1-D convs over time, global average pool"),
     "gru": ArchSpec("gru", _gru, (1, 2), "time series (T,F): GRU, last hidden state"),
 }
+if tuple(ARCHS) != ARCH_NAMES:  # the scenario schema's names and this registry are one list
+    raise ImportError(f"agents.config.ARCH_NAMES {ARCH_NAMES} and the encoder registry {tuple(ARCHS)} differ")
 
 
 def build_encoder(arch: str, input_shape: tuple[int, ...], out_width: int, cfg: ModelConfig) -> nn.Module:

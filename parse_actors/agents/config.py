@@ -13,7 +13,9 @@ from pydantic import Field, PositiveInt, model_validator
 from parse_actors.names import SLICE_KINDS
 from parse_actors.schema import StrictModel
 
-ArchName = Literal["mlp", "cnn", "conv1d", "gru"]
+ARCH_NAMES = ("mlp", "cnn", "conv1d", "gru")
+"""Encoder architectures; `archs.ARCHS` builds one for each name (and checks it has one per name)."""
+ArchName = Literal[ARCH_NAMES]  # type: ignore[valid-type]
 """Encoder architectures of the registry in `archs.py`."""
 
 
