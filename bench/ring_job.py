@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from _procmem import descendants, rss
+
 ROUNDS, STEPS, BATCH, FEATURES, CLASSES = 10, 16, 32, 64, 4
 TRAIN_PER_AGENT, TEST_PER_AGENT, GLOBAL_TEST = 512, 128, 1000
 LR, MOMENTUM, CLIP = 0.05, 0.9, 5.0
@@ -124,31 +126,6 @@ def plain_child(folder: Path, n: int) -> None:
 
 
 # ----------------------------------------------------------------------------- measuring a process
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    out, stack = [], [root]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        stack.extend(children.get(p, []))
-    return out
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -167,7 +144,7 @@ def timed(cmd: list[str]) -> tuple[float, float, int, str]:
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], sum(_rss(p) for p in _descendants(proc.pid)))
+            peak[0] = max(peak[0], sum(rss(p) for p in descendants(proc.pid)))
             done.wait(0.2)
 
     th = threading.Thread(target=sample, daemon=True)

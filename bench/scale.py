@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from _procmem import PeakMemory
 
 from parse_actors.engine import run_scenario
 from parse_actors.scenario import build_scenario
@@ -42,51 +42,6 @@ def scenario(n: int, rounds: int, backend: str):
         "output": {"log_messages": False, "plots": False, "slice_drop": "off", "gradient_conflict_every": 0},
     }
     return build_scenario(doc, "bench/scale.py")
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, stack = [], [root]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        stack.extend(children.get(p, []))
-    return out
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-class PeakMemory(threading.Thread):
-    """Peak of the summed RSS of this process and all its descendants."""
-
-    def __init__(self, interval: float = 0.5):
-        super().__init__(daemon=True)
-        self.interval, self.peak, self._stop_ev = interval, 0, threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_ev.is_set():
-            self.peak = max(self.peak, sum(_rss(p) for p in _descendants(os.getpid())))
-            self._stop_ev.wait(self.interval)
-
-    def stop(self) -> int:
-        self._stop_ev.set()
-        self.join()
-        return self.peak
 
 
 def bare_timeline(sc) -> float:
