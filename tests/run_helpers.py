@@ -38,3 +38,16 @@ def summary_sans_wall(out: Path) -> dict:
     s = json.loads((out / "summary.json").read_text())
     s.pop("wall_time_s")
     return s
+
+
+def kill_host_after_round(rnd: int, host: int = 0):
+    """A round hook that kills `host`'s actor once, after round `rnd`; returns
+    (hook, killed): `killed` lists the round it fired at."""
+    killed: list[int] = []
+
+    def hook(sim, r):
+        if r == rnd and not killed:
+            sim.backend.kill_host(host)
+            killed.append(r)
+
+    return hook, killed

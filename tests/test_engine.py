@@ -18,7 +18,7 @@ from parse_actors.agents import capability_nbytes
 from parse_actors.engine import resume_run, run_scenario
 from parse_actors.engine.coordinator import Interrupted
 from parse_actors.scenario import load_scenario
-from run_helpers import rows, run_full_and_cut, summary_sans_wall
+from run_helpers import kill_host_after_round, rows, run_full_and_cut, summary_sans_wall
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -64,13 +64,7 @@ def test_same_seed_same_events_other_seed_differs(inline_small, tmp_path):
 # ---------------------------------------------------------------- fault tolerance
 @pytest.mark.ray
 def test_killed_host_is_restarted_and_run_is_unchanged(inline_small, ray_instance, tmp_path):
-    killed = []
-
-    def kill_after_round_0(sim, rnd):
-        if rnd == 0 and not killed:
-            sim.backend.kill_host(0)
-            killed.append(rnd)
-
+    kill_after_round_0, killed = kill_host_after_round(0)
     out = tmp_path / "killed"
     run_scenario(scenario("engine.hosts=2"), out, backend="ray", hooks=[kill_after_round_0])
     assert killed == [0]

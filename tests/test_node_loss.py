@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from run_helpers import kill_host_after_round
 from run_helpers import summary_sans_wall as _summary_sans_wall
 
 from parse_actors.engine import run_scenario
@@ -158,13 +159,7 @@ def test_host_with_no_room_to_restart_is_replaced_in_process(inline_run, ray_ins
     from parse_actors.engine.backends import RayBackend
 
     monkeypatch.setattr(RayBackend, "free_cpus", lambda self, lost: 0.0)
-    killed = []
-
-    def kill_after_round_0(sim, rnd):
-        if rnd == 0 and not killed:
-            sim.backend.kill_host(0)
-            killed.append(rnd)
-
+    kill_after_round_0, killed = kill_host_after_round(0)
     out = tmp_path / "replaced"
     run_scenario(load_scenario(QUICK, [*SETS, "engine.hosts=2"]), out, backend="ray", hooks=[kill_after_round_0])
     replaced = [e for e in _events(out) if e["event"] == "host_replaced"]
@@ -222,8 +217,12 @@ def test_no_room_left_is_one_line_error_then_resume_elsewhere(inline_run, tmp_pa
     assert took < 60, took
     print(f"stalled run ended {took:.1f}s after the node was killed")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] is False and summary["rounds"] >= 2
-    assert (out / "checkpoint.pt").exists()  # from the last snapshot (output.checkpoint_every=0)
+    # the kill can land before or after round 2's snapshot reaches the driver: the tables and the
+    # checkpoint end at the last snapshot, whichever it was
+    assert summary["complete"] is False and summary["rounds"] >= 1
+    from parse_actors.engine import checkpoint as ckpt
+
+    assert ckpt.load(out)["round"] == summary["rounds"] - 1  # from the last snapshot (checkpoint_every=0)
     # the cluster is gone: resuming as it ran fails fast, in one line
     t0 = time.time()
     r = _parse_sim("run", "--resume", str(out), env=cluster.env, timeout=60)

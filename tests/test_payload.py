@@ -23,7 +23,7 @@ from parse_actors.engine.coordinator import Simulation
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.errors import ScenarioError
 from parse_actors.scenario import load_scenario
-from run_helpers import rows, run_full_and_cut
+from run_helpers import kill_host_after_round, rows, run_full_and_cut
 from run_helpers import summary_sans_wall as summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -367,13 +367,7 @@ def test_killed_host_restarts_with_its_choco_and_change_state(tmp_path, ray_inst
     over = (CODECS, "protocol.payload_budget=30000", "protocol.priority=change", "engine.hosts=2",
             "protocol.rounds=4")
     run_scenario(scenario(*over), tmp_path / "inline", backend="inline")
-    killed = []
-
-    def kill_after_round_1(sim, rnd):
-        if rnd == 1 and not killed:
-            sim.backend.kill_host(0)
-            killed.append(rnd)
-
+    kill_after_round_1, killed = kill_host_after_round(1)
     run_scenario(scenario(*over), tmp_path / "ray", backend="ray", hooks=[kill_after_round_1])
     assert killed == [1]
     assert json.loads((tmp_path / "ray" / "run.json").read_text())["host_restarts"] == 1

@@ -75,3 +75,5 @@ class CoordinatorAPI(SimulationAPI, Protocol):
     messages: dict[str, int]
     flying: dict[int, BranchMessage]
     round: int
+
+    async def agent_states(self) -> dict[int, dict]: ...

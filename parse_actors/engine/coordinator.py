@@ -283,14 +283,18 @@ class Simulation:
         await self._save_final_weights()
         return self._finish(wall0, complete=True)
 
+    async def agent_states(self) -> dict[int, dict]:
+        """Every agent's full state ({agent: Agent.state_dict()}), from every host."""
+        states: dict[int, dict] = {}
+        for part in await self.get([self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]):
+            states.update(part)
+        return states
+
     async def _save_final_weights(self) -> None:
         """final_weights.pt: what `parse-sim audit` needs of a complete run (bounded in size)."""
         if not self.sc.output.final_weights_max_mb:
             return
-        states: dict[int, dict] = {}
-        for part in await self.get([self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]):
-            states.update(part)
-        save_final_weights(self.run_dir.path, states, max_mb=self.sc.output.final_weights_max_mb,
+        save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=self.sc.output.final_weights_max_mb,
                            log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:

@@ -55,9 +55,7 @@ class Resume:
     async def save(self, rnd: int) -> None:
         """Period-boundary checkpoint on disk."""
         sim = self.sim
-        states: dict[int, dict] = {}
-        for part in await sim.get([sim.call(h, "checkpoint") for h in range(sim.backend.n_hosts)]):
-            states.update(part)
+        states = await sim.agent_states()
         needed = self.needed()
         values = await sim.get(list(needed.values()))
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
