@@ -129,6 +129,8 @@ class Agent:
         self._update: dict[str, torch.Tensor] = {}
         self._update_keys: list[str] = []
         self._opt = self._new_optimizer()
+        self._config_sig = (type(self.net).__name__, self.method, self.num_classes, self.model_cfg.model_dump_json(),
+                            self.loss_cfg.model_dump_json(), self.optim_cfg.model_dump_json())
         self._refresh()
 
     # -- set-up --------------------------------------------------------------------
@@ -161,6 +163,7 @@ class Agent:
         fission = self.method_spec.model == "fission"
         self._weights = term_weights(self.loss_cfg, self.is_multimodal) if fission else {"ce": 1.0}
         self._clip_params = [p for k in self._keys for p in self._named[k].values()]
+        self._sig: tuple | None = None  # step_signature's fixed part, recomputed on demand
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -227,12 +230,9 @@ class Agent:
                 self._update[k].zero_()
             self._update_keys = list(self._keys)
             return {"loss": 0.0, "terms": {}, "samples": 0}
-        x, y = self._inputs(data)
-        b = max(1, min(int(batch_size), n))
-        self._flatten_into(self._snap)
+        x, y, b = self._start_training(data, batch_size)
         net, opt, cfg, weights, terms_fn = self.net, self._opt, self.loss_cfg, self._weights, self._terms_fn
         clip = self.optim_cfg.clip_grad_norm
-        net.train()
         sums = None
         names: list[str] = []
         for _ in range(int(steps)):
@@ -252,12 +252,41 @@ class Agent:
             else:
                 torch._foreach_add_(sums, vals)  # one op, no allocation
             del xb, yb, terms, total, vals  # free this batch before the next is allocated
+        return self._finish_training(torch.stack(sums), names, steps, b)
+
+    def _start_training(self, data: ModalData, batch_size: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+        """What every training phase starts with (here and in `batched`): inputs as
+        tensors, the minibatch size, a snapshot for `last_update`, train mode."""
+        x, y = self._inputs(data)
+        b = max(1, min(int(batch_size), len(data)))
+        self._flatten_into(self._snap)
+        self.net.train()
+        return x, y, b
+
+    def _finish_training(self, sums: torch.Tensor, names: Sequence[str], steps: int, b: int) -> dict:
+        """What every training phase ends with: each branch's change for
+        `last_update`, and the stats from `sums` (the total loss then each term in
+        `names`, summed over the steps)."""
         self._flatten_into(self._update)
         for k in self._keys:
             self._update[k].sub_(self._snap[k])
         self._update_keys = list(self._keys)
-        means = (torch.stack(sums) / steps).tolist()
+        means = (sums / steps).tolist()
         return {"loss": means[0], "terms": dict(zip(names, means[1:])), "samples": int(steps) * b}
+
+    def step_signature(self, n: int, batch_size: int) -> tuple | None:
+        """Agents whose signatures are equal can take their SGD steps as one batch
+        (`batched.py`): same network and losses, same active modalities, encoders and
+        input shapes, same minibatch size, momentum buffers held for the same
+        parameters. None when there is nothing to batch (no data)."""
+        if n <= 0:
+            return None
+        if self._sig is None:
+            mods = self.net.mods
+            self._sig = (self._config_sig, mods, tuple(self.net.archs[m] for m in mods),
+                         tuple(self.net.input_shapes[m] for m in mods), str(self.device))
+        state = self._opt.state
+        return (*self._sig, max(1, min(int(batch_size), n)), tuple(p in state for p in self._clip_params))
 
     def last_update(self, keys: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Flattened parameter change of each branch over the last `train_steps`."""
