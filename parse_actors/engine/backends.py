@@ -29,13 +29,13 @@ class InlineBackend:
 
     name = "inline"
 
-    def __init__(self, n_hosts: int, torch_threads: int = 1, device: str = "cpu"):
+    def __init__(self, n_hosts: int, torch_threads: int = 1, device: str = "cpu", batched_stepping: str = "auto"):
         if device == "auto":
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        self.hosts = [AgentHost(h, torch_threads, device) for h in range(n_hosts)]
+        self.hosts = [AgentHost(h, torch_threads, device, batched_stepping) for h in range(n_hosts)]
 
     @property
     def n_hosts(self) -> int:
@@ -75,7 +75,7 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, n_hosts: int, torch_threads: int = 1, device: str = "cpu"):
+    def __init__(self, n_hosts: int, torch_threads: int = 1, device: str = "cpu", batched_stepping: str = "auto"):
         import ray
 
         self._ray = ray
@@ -91,7 +91,7 @@ class RayBackend:
         if device != "cpu" and gpus > 0:
             opts["num_gpus"] = min(1.0, gpus / n_hosts)
         self._actor_cls = ray.remote(AgentHost).options(**opts)
-        self._init_args = (torch_threads, device)
+        self._init_args = (torch_threads, device, batched_stepping)
         self._setup: dict[int, list[tuple[str, tuple]]] = {h: [] for h in range(n_hosts)}
         self.hosts = [self._actor_cls.remote(h, *self._init_args) for h in range(n_hosts)]
         self.moved: dict[int, int] = {}  # re-placed host -> the host whose actor now holds its agents

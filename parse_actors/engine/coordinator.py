@@ -111,7 +111,7 @@ class Simulation:
             self.views.append(AgentView(a, groups[a].label, active, host_of[a]))
         t0 = time.perf_counter()
         backend_cls = RayBackend if self.backend_name == "ray" else InlineBackend
-        self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device)
+        self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device, sc.engine.batched_stepping)
         self.journal = journal.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
         self.host_start_s = time.perf_counter() - t0
         init_seed = torch_seed(sc.seed, "init") if sc.agents.common_init else None

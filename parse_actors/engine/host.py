@@ -17,19 +17,27 @@ from typing import Any
 import torch
 
 from parse_actors.agents import Agent, AgentSpec, Incoming
+from parse_actors.agents.batched import GroupStepper
 from parse_actors.agents.budget import ChangeTracker
 from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
 from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
+from parse_actors.engine.batching import run_batch
 from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
 
 
+TRAIN_CALLS = ("train_and_export", "train_and_exchange")
+"""Host calls that start with `steps` local SGD steps: (aid, steps, batch_size, ...)."""
+
+
 class AgentHost:
-    def __init__(self, host_id: int, torch_threads: int = 1, device: str = "cpu"):
+    def __init__(self, host_id: int, torch_threads: int = 1, device: str = "cpu", batched_stepping: str = "auto"):
         self.host_id = host_id
         self.torch_threads = torch_threads
         self.device = device
+        self.stepper = GroupStepper(batched_stepping)
+        self._trained: dict[int, tuple[dict, float]] = {}  # aid -> (stats, seconds) of a training done ahead
         self.agents: dict[int, Agent] = {}
         self.data: dict[int, AgentData] = {}
         self.global_test: ModalData | None = None
@@ -65,14 +73,63 @@ class AgentHost:
         self.global_test = global_test
 
     # -- the round's work --------------------------------------------------
+    def run_batch(self, spec: list[tuple[str, int, int]], *flat: Any) -> tuple:
+        """Several calls in one (engine/batching.py): `spec` lists (method, number of
+        args, number of returns); their args follow, flattened. Every call runs in
+        order; at the first of a run of consecutive training calls with the same
+        steps and minibatch size (each agent at most once), the run's agents are
+        trained together (`agents.batched.GroupStepper`: batched where that gives
+        the per-agent results bit for bit), and each call then takes its own result."""
+        runs: dict[int, tuple[list[int], int, int]] = {}  # first call's index -> (aids, steps, batch)
+        start, key, i = -1, None, 0
+        for n, (method, nargs, _) in enumerate(spec):
+            args = flat[i:i + nargs]
+            i += nargs
+            this = (int(args[1]), int(args[2])) if method in TRAIN_CALLS and int(args[1]) > 0 else None
+            if this is None or this != key or int(args[0]) in runs[start][0]:
+                start = n
+                if this is not None:
+                    runs[n] = ([], *this)
+            key = this
+            if this is not None:
+                runs[start][0].append(int(args[0]))
+        try:
+            return run_batch(self, spec, flat, before=lambda n: n in runs and self._train_ahead(*runs[n]))
+        finally:
+            self._trained.clear()  # a call that failed leaves nothing for a later one
+
+    def _train_ahead(self, aids: list[int], steps: int, batch_size: int) -> None:
+        if len(aids) < 2 or self.stepper.mode == "off":
+            return
+        t0 = time.perf_counter()
+        with _threads(self.torch_threads):
+            stats = self.stepper.train([self.agents[a] for a in aids], [self.data[a].train for a in aids], steps,
+                                       batch_size)
+        per = (time.perf_counter() - t0) / len(aids)
+        for a, st in zip(aids, stats):
+            self._trained[a] = (st, per)
+
+    def _train(self, aid: int, steps: int, batch_size: int) -> tuple[dict, float]:
+        """This call's local SGD: done ahead with its batch (`run_batch`), or now."""
+        done = self._trained.pop(aid, None)
+        if done is not None:
+            return done
+        t0 = time.perf_counter()
+        stats = self.agents[aid].train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+        return stats, time.perf_counter() - t0
+
+    def stepping(self) -> dict:
+        """How this host's agents were stepped (batched or one by one), per signature."""
+        return self.stepper.report()
+
     def train_and_export(self, aid: int, steps: int, batch_size: int, keys: list[str]) -> tuple[dict, dict]:
         """Local SGD, then a snapshot of the branches to gossip (one payload for all neighbours)."""
         agent = self.agents[aid]
-        t0 = time.perf_counter()
         with _threads(self.torch_threads):
-            stats = agent.train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+            stats, wall = self._train(aid, steps, batch_size)
+            t0 = time.perf_counter()
             payload = agent.export(keys)
-        stats["wall_s"] = time.perf_counter() - t0  # used only by compute_time: measured
+        stats["wall_s"] = wall + time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
 
     def aggregate(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], *payloads: dict) -> dict:
@@ -131,10 +188,10 @@ class AgentHost:
         "choco": {neighbour: {key: plain Encoded}}}."""
         agent = self.agents[aid]
         seed, exchange = int(spec["seed"]), int(spec["exchange"])
-        t0 = time.perf_counter()
         with _threads(self.torch_threads):
             self._outcomes(aid, seed, spec["outcomes"])
-            stats = agent.train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+            stats, wall = self._train(aid, steps, batch_size)
+            t0 = time.perf_counter()
             caps = agent.capabilities()
             codecs = {k: parse_codec(c) for k, c in spec["codecs"].items()}
             payload: dict = {"dense": {}, "encoded": {}, "choco": {}}
@@ -161,7 +218,7 @@ class AgentHost:
                 tr = self._tracker(aid)
                 for k, nbrs in by_key.items():
                     tr.sent(nbrs, k, self._flat(aid, k))
-        stats["wall_s"] = time.perf_counter() - t0
+        stats["wall_s"] = wall + time.perf_counter() - t0
         return _plain(stats), payload
 
     def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], spec: dict,

@@ -112,6 +112,13 @@ class EngineConfig(StrictModel):
     """torch threads per host for agent math; results are bit-identical only for a fixed value."""
     ray_address: Optional[str] = None
     """Join an existing Ray cluster ('auto' or HOST:PORT) instead of starting a local one."""
+    batched_stepping: Literal["auto", "on", "off"] = "auto"
+    """Agents of one architecture on a host, due to train at the same virtual instant,
+    take their SGD steps as one stacked (vmap-ed) computation. Results are the per-agent
+    ones bit for bit: each new kind of agent is probed once (copies stepped both ways,
+    compared exactly) and stepped one by one where they differ (today: cnn and conv1d
+    encoders). 'auto': batched where exact and where the probe times it faster (groups of
+    a few agents up); 'on': wherever exact; 'off': never."""
     compute_time: Literal["cost", "measured"] = "cost"
     """'cost': virtual compute time from the cost model (steps x batch x cost per sample /
     speed): reproducible. 'measured': the wall time each local phase really took, divided
