@@ -21,6 +21,7 @@ from parse_actors.agents.budget import ChangeTracker
 from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
 from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
+from parse_actors.engine.batching import run_batch
 from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
 
@@ -65,6 +66,12 @@ class AgentHost:
         self.global_test = global_test
 
     # -- the round's work --------------------------------------------------
+    def run_batch(self, spec: list[tuple[str, int, int]], *flat: Any) -> tuple:
+        """Several calls in one (engine/batching.py): `spec` lists (method, number of
+        args, number of returns); their args follow, flattened, so that Ray resolves
+        every reference among them; the return values come back flattened."""
+        return run_batch(self, spec, flat)
+
     def train_and_export(self, aid: int, steps: int, batch_size: int, keys: list[str]) -> tuple[dict, dict]:
         """Local SGD, then a snapshot of the branches to gossip (one payload for all neighbours)."""
         agent = self.agents[aid]
