@@ -33,6 +33,7 @@ from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
 from parse_actors.engine.batching import CallBatcher
 from parse_actors.engine.discovery import Discovery
+from parse_actors.engine.interrupted import Interrupted
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.resume import Resume
@@ -41,14 +42,6 @@ from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
 from parse_actors.seeding import derive, torch_seed
-
-
-class Interrupted(Exception):
-    """The run was stopped by a signal; finished rows and a checkpoint were written."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
 def place_agents(costs: list[float], n_hosts: int) -> list[int]:
