@@ -128,3 +128,20 @@ def test_batched_run_gives_the_same_tables(tmp_path, monkeypatch, scenario, over
     assert summary_sans_wall(tmp_path / "batched") == summary_sans_wall(tmp_path / "plain")
     if scenario == "modality_loss":  # the sensor changes did happen within the run
         assert (tmp_path / "batched" / "events.jsonl").read_text().count('"event": "modality"') == 3
+
+
+def test_resume_after_a_sensor_change_is_exact(tmp_path):
+    """Resume replays the finished rounds dry; the sensor changes among them are
+    real host calls, held and sent like any other (before the saved states go back)."""
+    from parse_actors.engine import resume_run
+    from run_helpers import run_full_and_cut
+
+    sc = load_scenario(ROOT / "scenarios" / "modality_loss.yaml", [
+        "protocol.rounds=5", "train.local_steps=4", "output.plots=false",
+        "data.schedule=[{agent: 6, modality: audio, at_s: 0.1, action: lose}, "
+        "{agent: 7, modality: audio, at_s: 0.1, action: lose}, {agent: 7, modality: audio, at_s: 0.25, action: gain}]"])
+    full, out = run_full_and_cut(sc, tmp_path, stop_after=3)
+    resume_run(out, backend="inline")
+    for f in ("metrics.csv", "comm.csv", "conflict.csv"):
+        assert (out / f).read_text() == (full / f).read_text(), f
+    assert summary_sans_wall(out) == summary_sans_wall(full)
