@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from parse_actors.errors import ScenarioError
     from parse_actors.metrics import RunDirError
 
-    from parse_actors.engine.coordinator import Interrupted
+    from parse_actors.engine.interrupted import Interrupted
     from parse_actors.engine.failover import ClusterUnreachable, RunStalled
     from parse_actors.metrics.progress import Progress
 

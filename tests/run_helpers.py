@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parse_actors.engine import run_scenario
-from parse_actors.engine.coordinator import Interrupted
+from parse_actors.engine.interrupted import Interrupted
 
 
 def run_full_and_cut(sc, tmp_path: Path, stop_after: int = 1) -> tuple[Path, Path]:

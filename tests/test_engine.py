@@ -16,7 +16,7 @@ import pytest
 
 from parse_actors.agents import capability_nbytes
 from parse_actors.engine import resume_run, run_scenario
-from parse_actors.engine.coordinator import Interrupted
+from parse_actors.engine.interrupted import Interrupted
 from parse_actors.scenario import load_scenario
 from run_helpers import kill_host_after_round, rows, run_full_and_cut, summary_sans_wall
 

@@ -17,15 +17,27 @@ network, loss overrides, policy), aggregation (per-branch gossip averaging),
 conflict (gradient-conflict instrument), agent (the facade).
 """
 
-from .agent import Agent, AgentSpec
-from .aggregation import Incoming, mixing_weights
-from .archs import ARCHS, build_encoder
-from .branches import KINDS, BranchInfo, capability_nbytes, modalities_of, payload_nbytes, prioritize
-from .config import AggregationConfig, LossConfig, ModelConfig, OptimConfig, SliceRatio, SliceWeights
-from .conflict import gradient_conflict
-from .exchange import accepted, accepts, plan_exchange
-from .methods import METHOD_SPECS, METHODS, MethodSpec, make_policy, method_spec
-from .policies import SharingPolicy
+from parse_actors.lazy import lazy_names
+
+# Names are imported on first use (PEP 562): the scenario schema, the policies and
+# the coordinator's bookkeeping need no torch, and validating a scenario (or a Ray
+# driver, while Ray starts) should not pay for importing it.
+_WHERE = {
+    "Agent": "agent", "AgentSpec": "agent",
+    "Incoming": "aggregation", "mixing_weights": "aggregation",
+    "ARCHS": "archs", "build_encoder": "archs",
+    "KINDS": "branches", "BranchInfo": "branches", "capability_nbytes": "branches", "modalities_of": "branches",
+    "payload_nbytes": "branches", "prioritize": "branches",
+    "AggregationConfig": "config", "LossConfig": "config", "ModelConfig": "config", "OptimConfig": "config",
+    "SliceRatio": "config", "SliceWeights": "config",
+    "gradient_conflict": "conflict",
+    "accepted": "exchange", "accepts": "exchange", "plan_exchange": "exchange",
+    "METHOD_SPECS": "methods", "METHODS": "methods", "MethodSpec": "methods", "make_policy": "methods",
+    "method_spec": "methods",
+    "SharingPolicy": "policies",
+}
+
+__getattr__ = lazy_names(__name__, _WHERE)
 
 __all__ = [
     "ARCHS",

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import ARCH_NAMES, ModelConfig
+from .config import ARCH_NAMES, ARCH_RANKS, ModelConfig
 
 
 class _GRUEncoder(nn.Module):
@@ -100,10 +100,12 @@ class ArchSpec:
 
 
 ARCHS: dict[str, ArchSpec] = {
-    "mlp": ArchSpec("mlp", _mlp, (1, 2, 3, 4), "flattened input, ReLU MLP (`mlp_hidden`)"),
-    "cnn": ArchSpec("cnn", _cnn, (2, 3), "image-like (C,H,W) or (H,W): 3x3 convs + max-pool, global average pool"),
-    "conv1d": ArchSpec("conv1d", _conv1d, (1, 2), "time series (T,F): 1-D convs over time, global average pool"),
-    "gru": ArchSpec("gru", _gru, (1, 2), "time series (T,F): GRU, last hidden state"),
+    "mlp": ArchSpec("mlp", _mlp, ARCH_RANKS["mlp"], "flattened input, ReLU MLP (`mlp_hidden`)"),
+    "cnn": ArchSpec("cnn", _cnn, ARCH_RANKS["cnn"],
+                    "image-like (C,H,W) or (H,W): 3x3 convs + max-pool, global average pool"),
+    "conv1d": ArchSpec("conv1d", _conv1d, ARCH_RANKS["conv1d"],
+                       "time series (T,F): 1-D convs over time, global average pool"),
+    "gru": ArchSpec("gru", _gru, ARCH_RANKS["gru"], "time series (T,F): GRU, last hidden state"),
 }
 if tuple(ARCHS) != ARCH_NAMES:  # the scenario schema's names and this registry are one list
     raise ImportError(f"agents.config.ARCH_NAMES {ARCH_NAMES} and the encoder registry {tuple(ARCHS)} differ")

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: policies, exchange and the scenario schema use this module without torch
+    import torch
+    from torch import nn
 
 from parse_actors.names import BRANCH_KINDS
 

@@ -13,8 +13,11 @@ from pydantic import Field, PositiveInt, model_validator
 from parse_actors.names import SLICE_KINDS
 from parse_actors.schema import StrictModel
 
-ARCH_NAMES = ("mlp", "cnn", "conv1d", "gru")
-"""Encoder architectures; `archs.ARCHS` builds one for each name (and checks it has one per name)."""
+ARCH_RANKS: dict[str, tuple[int, ...]] = {"mlp": (1, 2, 3, 4), "cnn": (2, 3), "conv1d": (1, 2), "gru": (1, 2)}
+"""Encoder architectures and the input ranks (sample shape without the batch
+dimension) each accepts; `archs.ARCHS` builds one for each name (and checks it
+has one per name). Here, without torch, so that validating a scenario does not import it."""
+ARCH_NAMES = tuple(ARCH_RANKS)
 ArchName = Literal[ARCH_NAMES]  # type: ignore[valid-type]
 """Encoder architectures of the registry in `archs.py`."""
 

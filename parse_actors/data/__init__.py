@@ -8,6 +8,8 @@ availability and schedules, and an on-disk cache.
     fd = build_federated_data(cfg, agent_modalities, seed, base_dir, cache_dir)
 """
 
+from parse_actors.lazy import lazy_names
+
 # Names are imported on first use (PEP 562): every Ray actor imports
 # parse_actors.data.types through the agents, and must not pay for the loaders,
 # the pydantic config models and the dataset registry it never uses.
@@ -18,17 +20,7 @@ _WHERE = {
     "AgentData": "types", "ModalData": "types", "ModalityEvent": "types",
 }
 
-
-def __getattr__(name: str):
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'parse_actors.data' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _WHERE)
 
 __all__ = [
     "AgentData",

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from parse_actors.data.cache import cache_root
-from parse_actors.engine.host import AgentHost
 
 
 SETUP_METHODS = ("add_agents", "set_eval_data")
@@ -34,6 +33,8 @@ class InlineBackend:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        from parse_actors.engine.host import AgentHost  # torch: not before a backend is built (runner.py)
+
         self.device = device
         self.hosts = [AgentHost(h, torch_threads, device, batched_stepping) for h in range(n_hosts)]
 
@@ -90,6 +91,8 @@ class RayBackend:
         opts: dict[str, Any] = {"num_cpus": self.per_cpu, "max_concurrency": 1, "max_restarts": 0}
         if device != "cpu" and gpus > 0:
             opts["num_gpus"] = min(1.0, gpus / n_hosts)
+        from parse_actors.engine.host import AgentHost
+
         self._actor_cls = ray.remote(AgentHost).options(**opts)
         self._init_args = (torch_threads, device, batched_stepping)
         self._setup: dict[int, list[tuple[str, tuple]]] = {h: [] for h in range(n_hosts)}

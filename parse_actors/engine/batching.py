@@ -12,7 +12,10 @@ round trips changes (one per host per phase instead of one per agent).
 
 A submitted call gets `Pending` placeholders back at once (one per return
 value), resolved to the backend's references (Ray ObjectRefs, or values
-inline) when its batch is sent; `resolve` maps them for `get`.
+inline) when its batch is sent; `resolve` maps them for `get`. Placeholders
+are replaced where they are top-level arguments of a call, the only place Ray
+resolves references too. On Ray the journal (journal.py) records what is
+sent, batches included, and replays exactly that after a lost host.
 """
 
 from __future__ import annotations
@@ -80,8 +83,10 @@ class CallBatcher:
             o.ref, o.sent = r, True
 
     def resolve(self, refs: list) -> list:
-        """Backend references for `refs` (placeholders sent first if still held)."""
-        if any(isinstance(r, Pending) and not r.sent for r in refs):
+        """Backend references for `refs`. Everything held is sent first: whoever
+        asks for references is about to wait on results or hand them to the
+        backend, and hosts should not sit idle meanwhile."""
+        if self._held:
             self.flush()
         return [r.ref if isinstance(r, Pending) else r for r in refs]
 

@@ -31,7 +31,9 @@ from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
+from parse_actors.engine.batching import CallBatcher
 from parse_actors.engine.discovery import Discovery
+from parse_actors.engine.interrupted import Interrupted
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.resume import Resume
@@ -40,14 +42,6 @@ from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
 from parse_actors.seeding import derive, torch_seed
-
-
-class Interrupted(Exception):
-    """The run was stopped by a signal; finished rows and a checkpoint were written."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
 def place_agents(costs: list[float], n_hosts: int) -> list[int]:
@@ -84,6 +78,7 @@ class Simulation:
         self.stop_signal: int | None = None
         self._online_events: dict[int, simpy.Event] = {}
         self.flying: dict[int, BranchMessage] = {}  # branch messages sent, not yet resolved
+        self.batcher = CallBatcher(self._submit, lambda: self.env.now)  # one call per host per instant
 
     # ------------------------------------------------------------------ set-up
     def _n_hosts(self) -> int:
@@ -180,14 +175,30 @@ class Simulation:
 
     # ------------------------------------------------------- services for protocols
     def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
-        """Submit a host call now (virtual-time order); a reference comes back at once."""
+        """Submit a host call now (virtual-time order); a reference comes back at once.
+        Calls due at the same virtual instant reach each host as one (batching.py):
+        what comes back is a placeholder that `get` (and any later call taking it
+        as an argument) turns into the backend's reference."""
         if self.dry and method != "set_modalities":
             return (None,) * num_returns if num_returns > 1 else None
+        return self.batcher.call(host, method, *args, num_returns=num_returns)
+
+    def _submit(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
+        """Where the batcher sends a call: through the journal on Ray (replayed after a lost host)."""
         if self.journal is not None:
             return self.journal.call(host, method, *args, num_returns=num_returns)
         return self.backend.call(host, method, *args, num_returns=num_returns)
 
+    def flush_calls(self) -> None:
+        """Send the held host calls: before anything uses the backend or the journal directly."""
+        self.batcher.flush()
+
+    def refs(self, values: list) -> list:
+        """The backend's references for what `call` returned (held calls sent first)."""
+        return self.batcher.resolve(list(values))
+
     async def get(self, refs: list) -> list:
+        refs = self.refs(refs)  # awaiting results sends every held call
         if self.journal is not None:
             return await self.journal.get(refs)
         return await self.backend.get(refs)
@@ -285,6 +296,7 @@ class Simulation:
 
     async def agent_states(self) -> dict[int, dict]:
         """Every agent's full state ({agent: Agent.state_dict()}), from every host."""
+        self.flush_calls()  # each host's checkpoint call then goes alone (the backend adapts it for re-placed hosts)
         states: dict[int, dict] = {}
         for part in await self.get([self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]):
             states.update(part)
@@ -298,6 +310,7 @@ class Simulation:
                            log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:
+        self.flush_calls()  # the round's last merges reach the hosts before snapshots, hooks and checkpoints
         self.round = rnd
         await asyncio.sleep(0)  # let a pending SIGINT/SIGTERM handler run (inline runs never block)
         last = rnd == self.sc.protocol.rounds - 1
@@ -362,6 +375,8 @@ class Simulation:
 
     # ------------------------------------------------------------------ finish
     def _finish(self, wall0: float, complete: bool) -> dict:
+        if complete:  # (an incomplete run sends nothing more: its hosts may be gone)
+            self.flush_calls()
         self.recorder.progress.close()
         comm_rows = [{"src": r["src"], "dst": r["dst"], "kind": r["tag"], "messages": r["messages"],
                       "bytes_sent": r["bytes_sent"], "bytes_delivered": r["bytes_delivered"],
@@ -404,6 +419,7 @@ class Simulation:
             "steady_s": getattr(self, "steady_end", time.perf_counter()) - self.steady_start,
             "host_restarts": self.journal.restarts if self.journal else 0,
             "hosts_replaced": self.journal.replaced if self.journal else 0,
+            "host_calls": {"submitted": self.batcher.calls, "sent": self.batcher.sent},
             "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
         })
         if self.sc.output.plots and complete:

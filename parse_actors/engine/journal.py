@@ -28,7 +28,7 @@ class Journal:
                  needed: Callable[[], dict] | None = None,
                  on_snapshot: Callable[[list[dict], list], None] | None = None,
                  on_replace: Callable[[int, int, str], None] | None = None,
-                 active: Callable[[], bool] | None = None):
+                 active: Callable[[], bool] | None = None, flush: Callable[[], None] | None = None):
         self.backend = backend
         self.entries: list[tuple[int, str, tuple, int, Any]] = []
         self.checkpoints: list[dict] = []  # per host: its agents' states (values, in the driver)
@@ -39,6 +39,7 @@ class Journal:
         self.needed = needed or (lambda: {})
         self.on_snapshot = on_snapshot
         self.active = active or (lambda: True)
+        self.flush = flush or (lambda: None)  # sends calls the coordinator holds back (batching.py)
         self.restarts = 0
         self.replaced = 0
 
@@ -55,6 +56,7 @@ class Journal:
         Waits until the snapshots are here (the hosts are idle at a round
         boundary, so this is short): a journal must never start from a
         snapshot a dying host did not write."""
+        self.flush()  # every call made so far is in this snapshot, none journalled after it
         if not self.active():
             return
         for attempt in range(MAX_RECOVERIES + 1):
@@ -163,7 +165,7 @@ def attach(sim: Any) -> Journal | None:
     if not eng.checkpoint_every:
         return None
     return Journal(backend, sim._on_restart, needed=sim.resume.needed, active=lambda: not sim.dry,
-                   on_snapshot=sim.resume.keep,
+                   on_snapshot=sim.resume.keep, flush=sim.flush_calls,
                    on_replace=lambda h, g, reason: sim.log.warning(
                        "host_replaced", t=sim.env.now, host=h, onto=g, round=sim.round + 1, reason=reason,
                        agents=[v.aid for v in sim.views if v.host == h]))

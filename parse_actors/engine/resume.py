@@ -38,6 +38,7 @@ class Resume:
     async def restore(self) -> None:
         """After replaying the finished periods' timeline: put the agents' saved state back."""
         sim = self.sim
+        sim.flush_calls()  # sensor changes replayed so far reach the hosts before the states go back
         by_host: dict[int, dict] = {}
         for aid, sd in self.state["states"].items():
             by_host.setdefault(sim.views[aid].host, {})[aid] = sd
@@ -67,7 +68,8 @@ class Resume:
         waiting in an inbox or in flight (they are merged after a checkpoint)."""
         sim = self.sim
         waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
-        return {(m.sender, m.round): m.payload for m in waiting}
+        needed = {(m.sender, m.round): m.payload for m in waiting}
+        return dict(zip(needed, sim.refs(list(needed.values()))))  # backend references, not placeholders
 
     def state_at(self, rnd: int, states: dict[int, dict], payloads: list) -> dict:
         """A checkpoint's content after period `rnd`: `states` every agent's state,

@@ -4,22 +4,30 @@ Also the two ways a run ends early: a signal (SIGINT/SIGTERM: the current
 round finishes, a checkpoint and the tables are written, summary.json says
 `complete: false`) and `resume_run`, which continues such a run from its
 checkpoint to the same final metrics as an uninterrupted run.
+
+Start-up on Ray: nothing here imports torch (nor does loading a scenario), so
+the coordinator (torch, netem, SimPy) is imported in a thread while `ray.init`
+starts Ray's processes, which is mostly waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parse_actors import logs
-from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.backends import ray_session
-from parse_actors.engine.coordinator import Interrupted, Simulation
 from parse_actors.engine.failover import RESUME_HINT, RunStalled, StopRequested, check_reachable
+from parse_actors.engine.interrupted import Interrupted
 from parse_actors.errors import ScenarioError
 from parse_actors.metrics import RunDir
 from parse_actors.scenario import Scenario, load_scenario, scenario_to_yaml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parse_actors.engine.coordinator import Simulation
 
 
 def run_scenario(sc: Scenario, out_dir: Path, backend: str | None = None, force: bool = False,
@@ -46,6 +54,8 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address:
     scenario_file = run_dir / "scenario.yaml"
     if not scenario_file.is_file():
         raise ScenarioError(str(run_dir), "", "not a run directory (no scenario.yaml)")
+    from parse_actors.engine import checkpoint as ckpt
+
     try:
         state = ckpt.load(run_dir)
     except Exception as e:  # noqa: BLE001 - any unreadable or unsafe checkpoint is bad input
@@ -63,18 +73,48 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address:
     return _execute(sc, rd, backend, state, hooks), rd
 
 
-def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> dict:
-    logs.open_events(rd.events_path)
+class _Imports(threading.Thread):
+    """Imports the coordinator (torch, netem, SimPy) while Ray starts. Imports
+    only: numpy's BLAS called from a thread while Ray started was seen spinning
+    for minutes (synthetic data generation), so the data is built in the main
+    thread, after Ray is up."""
+
+    def __init__(self):
+        super().__init__(name="parse-sim-imports", daemon=True)
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            import parse_actors.engine.coordinator  # noqa: F401
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by done()
+            self.error = e
+
+    def done(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _simulation(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> Simulation:
+    from parse_actors.engine.coordinator import Simulation
+
     sim = Simulation(sc, rd, backend, resume=resume)
     sim.hooks.extend(hooks)
-    wall0 = time.perf_counter()
+    return sim
+
+
+def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> dict:
+    logs.open_events(rd.events_path)
     try:
         if backend == "ray":
             check_reachable(sc.engine.ray_address)
+            imports = _Imports()
             with ray_session(sc.engine.ray_address):
-                summary = _drive(sim, wall0)
+                imports.done()
+                summary = _drive(_simulation(sc, rd, backend, resume, hooks), time.perf_counter())
         else:
-            summary = _drive(sim, wall0)
+            summary = _drive(_simulation(sc, rd, backend, resume, hooks), time.perf_counter())
         if sc.output.pid_audit:
             summary = _audit(sc, rd, summary)
         return summary

@@ -65,7 +65,7 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
 def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
     """Each encoder architecture accepts the rank of the data it will encode
     (an agent would otherwise fail when it is built)."""
-    from parse_actors.agents import ARCHS
+    from parse_actors.agents.config import ARCH_RANKS
 
     shapes = sc.data.input_shapes()
     if shapes is None:
@@ -81,7 +81,7 @@ def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
                 key, arch = f"model.archs.{m}", sc.model.archs[m]
             else:
                 key, arch = "model.default_arch", sc.model.default_arch
-            ranks = ARCHS[arch].ranks
+            ranks = ARCH_RANKS[arch]
             if len(shapes[m]) not in ranks:
                 raise ScenarioError(file, key, f"architecture {arch!r} takes inputs of rank "
                                     f"{' or '.join(map(str, ranks))}, modality {m!r} has shape {shapes[m]}")

@@ -13,15 +13,9 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from netem import NetworkConfig
-from parse_actors.agents import (
-    ARCHS,
-    METHODS,
-    AggregationConfig,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
-)
 from parse_actors.agents.budget import ExchangeConfig
+from parse_actors.agents.config import ARCH_NAMES, AggregationConfig, LossConfig, ModelConfig, OptimConfig
+from parse_actors.agents.methods import METHODS
 from parse_actors.data import DataConfig
 from parse_actors.names import check_modality_names
 from parse_actors.schema import StrictModel
@@ -30,10 +24,10 @@ from .errors import _fmt_value
 
 
 def _known_arch(arch: str) -> str:
-    """Encoder names are checked against the agents' ARCHS registry (never imported by name)."""
-    if arch not in ARCHS:
-        hint = difflib.get_close_matches(arch, list(ARCHS), n=1) if len(arch) <= 200 else []
-        raise ValueError(f"expected one of {', '.join(ARCHS)}, got {_fmt_value(arch)}"
+    """Encoder names are checked against the registry's names (agents.config.ARCH_NAMES, no torch)."""
+    if arch not in ARCH_NAMES:
+        hint = difflib.get_close_matches(arch, list(ARCH_NAMES), n=1) if len(arch) <= 200 else []
+        raise ValueError(f"expected one of {', '.join(ARCH_NAMES)}, got {_fmt_value(arch)}"
                          + (f"; did you mean '{hint[0]}'?" if hint else ""))
     return arch
 

@@ -204,7 +204,7 @@ def _execute(sc, rdir: Path, backend: str, state: str) -> tuple[dict, int | None
     """Run (or resume) one point; returns its summary and the signal that asked to stop
     during the run, if any (a signal in the last round lets the run finish complete)."""
     from parse_actors.engine import resume_run, run_scenario
-    from parse_actors.engine.coordinator import Interrupted
+    from parse_actors.engine.interrupted import Interrupted
 
     seen: list[int] = []
 
@@ -246,7 +246,7 @@ def _init_worker(verbosity: int, stop) -> None:
 
 
 def _worker(sc, rdir: str, backend: str, state: str) -> tuple[str, Any]:
-    from parse_actors.engine.coordinator import Interrupted
+    from parse_actors.engine.interrupted import Interrupted
 
     if _STOP is not None and _STOP.is_set():
         return "cancelled", None
