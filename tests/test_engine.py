@@ -42,14 +42,21 @@ def inline_small(tmp_path_factory):
 
 # ---------------------------------------------------------------- determinism
 @pytest.mark.ray
-def test_same_metrics_inline_ray_1_and_2_hosts(inline_small, ray_instance, tmp_path):
-    for hosts in (1, 2):
-        out = tmp_path / f"ray{hosts}"
-        run_scenario(scenario(f"engine.hosts={hosts}"), out, backend="ray")
+@pytest.mark.parametrize("stepping", ["auto", "on"])
+def test_same_metrics_inline_ray_1_and_2_hosts(inline_small, ray_instance, tmp_path, stepping):
+    """Also with batched stepping on: which agents step together differs with the
+    number of hosts (all 8 on one host, or split over two), the metrics do not."""
+    runs = [("ray", 1), ("ray", 2)] + ([("inline", 1)] if stepping == "on" else [])
+    for backend, hosts in runs:
+        out = tmp_path / f"{backend}{hosts}"
+        run_scenario(scenario(f"engine.hosts={hosts}", f"engine.batched_stepping={stepping}"), out, backend=backend)
         assert (out / "metrics.csv").read_text() == (inline_small / "metrics.csv").read_text(), hosts
         assert (out / "conflict.csv").read_text() == (inline_small / "conflict.csv").read_text(), hosts
         assert summary_sans_wall(out) == summary_sans_wall(inline_small), hosts
-        assert json.loads((out / "run.json").read_text())["hosts"] == hosts
+        info = json.loads((out / "run.json").read_text())
+        assert info["hosts"] == hosts
+        if stepping == "on":  # agents of one kind on one host did step together
+            assert info["batched_stepping"]["stepped"]["batched"] > 0, info["batched_stepping"]
 
 
 def test_same_seed_same_events_other_seed_differs(inline_small, tmp_path):

@@ -291,8 +291,22 @@ class Simulation:
         self.run_until(self.env.process(self.discovery.exchange(self.discovery.missing())))
         await self.protocol.drive()
         self.steady_end = time.perf_counter()
+        self.stepping = await self._stepping_report()
         await self._save_final_weights()
         return self._finish(wall0, complete=True)
+
+    async def _stepping_report(self) -> dict:
+        """How the hosts stepped their agents (agents/batched.py), summed over hosts."""
+        reports = await self.get([self.call(h, "stepping") for h in range(self.backend.n_hosts)])
+        stepped = {"batched": 0, "single": 0}
+        signatures = {}
+        for rep in reports:
+            for k in stepped:
+                stepped[k] += rep["stepped"][k]
+            for sig in rep["signatures"]:
+                signatures.setdefault((tuple(sig["modalities"]), tuple(sig["archs"]), sig["batch"]), sig)
+        return {"mode": self.sc.engine.batched_stepping, "stepped": stepped,
+                "signatures": [signatures[k] for k in sorted(signatures)]}
 
     async def agent_states(self) -> dict[int, dict]:
         """Every agent's full state ({agent: Agent.state_dict()}), from every host."""
@@ -420,6 +434,7 @@ class Simulation:
             "host_restarts": self.journal.restarts if self.journal else 0,
             "hosts_replaced": self.journal.replaced if self.journal else 0,
             "host_calls": {"submitted": self.batcher.calls, "sent": self.batcher.sent},
+            "batched_stepping": getattr(self, "stepping", None),
             "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
         })
         if self.sc.output.plots and complete:

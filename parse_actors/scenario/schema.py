@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from netem import NetworkConfig
 from parse_actors.agents.budget import ExchangeConfig
@@ -97,6 +97,11 @@ class ProtocolConfig(ExchangeConfig):
     the round after (within aggregation.staleness). None: wait for every message."""
 
 
+def _on_off(v):
+    """YAML 1.1 reads a bare on/off as a boolean: take it as the word."""
+    return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
 class EngineConfig(StrictModel):
     backend: Literal["ray", "inline"] = "ray"
     """'ray': agents in Ray actors (AgentHost); 'inline': the same agent code in-process."""
@@ -106,13 +111,14 @@ class EngineConfig(StrictModel):
     """torch threads per host for agent math; results are bit-identical only for a fixed value."""
     ray_address: Optional[str] = None
     """Join an existing Ray cluster ('auto' or HOST:PORT) instead of starting a local one."""
-    batched_stepping: Literal["auto", "on", "off"] = "auto"
+    batched_stepping: Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)] = "auto"
     """Agents of one architecture on a host, due to train at the same virtual instant,
     take their SGD steps as one stacked (vmap-ed) computation. Results are the per-agent
     ones bit for bit: each new kind of agent is probed once (copies stepped both ways,
     compared exactly) and stepped one by one where they differ (today: cnn and conv1d
     encoders). 'auto': batched where exact and where the probe times it faster (groups of
-    a few agents up); 'on': wherever exact; 'off': never."""
+    eight agents up); 'on': wherever exact; 'off': never (YAML's bare on/off, read as
+    true/false, mean the same)."""
     compute_time: Literal["cost", "measured"] = "cost"
     """'cost': virtual compute time from the cost model (steps x batch x cost per sample /
     speed): reproducible. 'measured': the wall time each local phase really took, divided
