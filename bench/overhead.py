@@ -67,7 +67,8 @@ def scenario(args, batched: str = "auto"):
             "protocol": {"rounds": args.rounds},
             "network": {"topology": {"kind": "k_regular", "degree": 4}},
             "engine": {"backend": args.backend, "hosts": args.hosts, "checkpoint_every": 0},
-            "output": {"log_messages": False, "plots": False, "slice_drop": "off", "gradient_conflict_every": 0},
+            "output": {"log_messages": False, "plots": False, "slice_drop": "off", "gradient_conflict_every": 0,
+                       "final_weights_max_mb": 0},
         }
     doc["engine"]["batched_stepping"] = batched
     return build_scenario(doc, "bench/overhead.py")
