@@ -260,7 +260,7 @@ class Agent:
         x, y = self._inputs(data)
         b = max(1, min(int(batch_size), len(data)))
         self._flatten_into(self._snap)
-        self.net.train()
+        self._mode(training=True)
         return x, y, b
 
     def _finish_training(self, sums: torch.Tensor, names: Sequence[str], steps: int, b: int) -> dict:
@@ -365,20 +365,24 @@ class Agent:
         if n == 0:
             return math.nan, math.nan
         x, y = self._inputs(data)
-        was = self.net.training
-        self.net.eval()
+        self._mode(training=False)
         correct = 0
         loss = 0.0
         w = self.loss_cfg.logit_weights
-        try:
-            for s in range(0, n, batch_size):
-                logits = self.net({m: t[s : s + batch_size] for m, t in x.items()}).prediction(w, drop_kind)
-                yb = y[s : s + batch_size]
-                loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-                correct += int((logits.argmax(1) == yb).sum())
-        finally:
-            self.net.train(was)
+        for s in range(0, n, batch_size):
+            logits = self.net({m: t[s : s + batch_size] for m, t in x.items()}).prediction(w, drop_kind)
+            yb = y[s : s + batch_size]
+            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
         return correct / n, loss / n
+
+    def _mode(self, training: bool) -> None:
+        """Train or eval mode, switched only when it changes: a switch walks every
+        module in Python (at 1,000 agents, switching there and back around each of
+        a round's three evaluations cost about a tenth of the engine's time), so
+        training and evaluation each set the mode they need and leave it."""
+        if self.net.training != training:
+            self.net.train(training)
 
     # -- sensors ---------------------------------------------------------------------
     def set_modalities(self, mods: Iterable[str], input_shapes: Mapping[str, Sequence[int]] | None = None) -> list[str]:

@@ -81,6 +81,7 @@ class BranchModel(nn.Module):
         device = next(self.parameters()).device if len(self.branches) else None
         if device is not None:
             module = module.to(device)
+        module.train(self.training)  # the model's mode, whatever it is now (Agent._mode)
         self.branches[key] = module
         self.kinds[key] = self.kind_of(key)
         return module
