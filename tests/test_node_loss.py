@@ -259,8 +259,12 @@ def test_first_ctrl_c_ends_a_round_blocked_on_a_hung_node(inline_run, tmp_path, 
     assert "interrupted by SIGINT" in stderr and took < 45, (took, stderr[-2000:])
     print(f"ended {took:.1f}s after SIGINT")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] is False and summary["rounds"] >= 2
-    assert (out / "checkpoint.pt").exists()
+    # the freeze can land before or after round 2's snapshot reaches the driver (a loaded
+    # machine): the tables and the checkpoint end at the last snapshot, whichever it was
+    assert summary["complete"] is False and summary["rounds"] >= 1
+    from parse_actors.engine import checkpoint as ckpt
+
+    assert ckpt.load(out)["round"] == summary["rounds"] - 1
     r = _parse_sim("run", "--resume", str(out), "--backend", "inline", "-q", env=cluster.env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "metrics.csv").read_text() == (inline_run / "metrics.csv").read_text()

@@ -272,7 +272,7 @@ def no_training(monkeypatch):
     def never(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(runner, "Simulation", never)
+    monkeypatch.setattr(runner, "_simulation", never)  # builds the Simulation (imported on first use)
 
 
 def test_cli_disk_full_is_one_line_before_training(tmp_path, capsys, monkeypatch, no_training, quickstart_path):
