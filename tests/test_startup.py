@@ -16,7 +16,7 @@ def _loaded(code: str, names: tuple[str, ...]) -> list[str]:
 
 
 def test_loading_a_scenario_imports_no_torch():
-    """A Ray driver validates the scenario, then imports torch in a thread while Ray starts."""
+    """`parse-sim validate` and a run's start-up up to `ray.init` need no torch."""
     code = ("from parse_actors.scenario import load_scenario\n"
             "load_scenario('scenarios/quickstart.yaml'); load_scenario('scenarios/three_modalities.yaml')\n"
             "load_scenario('scenarios/payload_budget.yaml', ['protocol.compression={encoder: {topk: 0.05}, "
@@ -25,11 +25,6 @@ def test_loading_a_scenario_imports_no_torch():
     assert _loaded(code, ("torch", "parse_actors.engine.coordinator", "parse_actors.agents.agent")) == []
     assert _loaded(code, ("parse_actors.scenario", "parse_actors.agents.config")) == [
         "parse_actors.agents.config", "parse_actors.scenario"]  # the probe does see what was loaded
-
-
-def test_the_start_up_thread_imports_the_coordinator():
-    code = "from parse_actors.engine.runner import _Imports\n_Imports().done()"
-    assert _loaded(code, ("torch", "parse_actors.engine.coordinator")) == ["parse_actors.engine.coordinator", "torch"]
 
 
 def test_actor_imports_only_what_agents_need():

@@ -5,15 +5,15 @@ round finishes, a checkpoint and the tables are written, summary.json says
 `complete: false`) and `resume_run`, which continues such a run from its
 checkpoint to the same final metrics as an uninterrupted run.
 
-Start-up on Ray: nothing here imports torch (nor does loading a scenario), so
-the coordinator (torch, netem, SimPy) is imported in a thread while `ray.init`
-starts Ray's processes, which is mostly waiting.
+Nothing here imports torch (nor does loading a scenario): the coordinator
+(torch, netem, SimPy) is imported when a run starts. (Importing it in a thread
+while `ray.init` ran was measured: no gain on 2 cores, where Ray's start-up
+keeps both busy; so it is not done.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,29 +73,6 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address:
     return _execute(sc, rd, backend, state, hooks), rd
 
 
-class _Imports(threading.Thread):
-    """Imports the coordinator (torch, netem, SimPy) while Ray starts. Imports
-    only: numpy's BLAS called from a thread while Ray started was seen spinning
-    for minutes (synthetic data generation), so the data is built in the main
-    thread, after Ray is up."""
-
-    def __init__(self):
-        super().__init__(name="parse-sim-imports", daemon=True)
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            import parse_actors.engine.coordinator  # noqa: F401
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by done()
-            self.error = e
-
-    def done(self) -> None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
 def _simulation(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> Simulation:
     from parse_actors.engine.coordinator import Simulation
 
@@ -109,9 +86,7 @@ def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks)
     try:
         if backend == "ray":
             check_reachable(sc.engine.ray_address)
-            imports = _Imports()
             with ray_session(sc.engine.ray_address):
-                imports.done()
                 summary = _drive(_simulation(sc, rd, backend, resume, hooks), time.perf_counter())
         else:
             summary = _drive(_simulation(sc, rd, backend, resume, hooks), time.perf_counter())
