@@ -58,7 +58,8 @@ def test_run_batch_trains_runs_together_and_keeps_call_order():
     assert _plain(list(got)) == _plain(want)
     report = batched.stepping()
     assert report["stepped"]["batched"] == N + 2  # the first run of N, then agents 3 and 4
-    assert report["stepped"]["single"] == 0  # the last call (agent 3 alone) trained in its own call
+    assert report["stepped"]["single"] == 1  # the last call (agent 3 alone) trained in its own call
+    assert alone.stepping()["stepped"] == {"batched": 0, "single": N + 3}
     assert batched._trained == {}
     for aid in range(N):
         a, b = batched.agents[aid], alone.agents[aid]

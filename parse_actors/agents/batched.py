@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -84,6 +84,7 @@ class GroupStepper:
         self.plans: dict[tuple, Plan] = {}
         self.stepped = {"batched": 0, "single": 0}  # agent training phases, by path
         self._fns: dict[tuple, Callable] = {}
+        self._warm = False
 
     def train(self, agents: Sequence[Agent], datas: Sequence[ModalData], steps: int, batch_size: int) -> list[dict]:
         """`agent.train_steps(data, steps, batch_size)` for each pair; the same results."""
@@ -108,6 +109,21 @@ class GroupStepper:
                 out[i] = agents[i].train_steps(datas[i], steps, batch_size)
             self.stepped["single"] += len(idx)
         return out  # type: ignore[return-value]
+
+    def prepare(self, agents: Iterable[Agent]) -> None:
+        """Pay batched stepping's one-off cost now (at start-up) if it may be used: the
+        first vmap-ed gradient in a process imports torch._dynamo (about a second)."""
+        if self.mode == "off" or self._warm:
+            return
+        kinds: dict[tuple, int] = {}
+        for a in agents:
+            sig = a.step_signature(1, 1)
+            kinds[sig] = kinds.get(sig, 0) + 1
+        if max(kinds.values(), default=0) >= (AUTO_MIN_GROUP if self.mode == "auto" else 2):
+            from torch.func import grad, vmap
+
+            vmap(grad(lambda w: (w * w).sum()))(torch.ones(2, 1))
+            self._warm = True
 
     def report(self) -> dict:
         """What was probed and how agents were stepped (for run.json)."""

@@ -66,7 +66,9 @@ class AgentHost:
         }
 
     def add_agents(self, items: list[tuple[AgentSpec, AgentData, dict]]) -> list[dict]:
-        return [self.add_agent(*item) for item in items]
+        out = [self.add_agent(*item) for item in items]
+        self.stepper.prepare(self.agents.values())  # batched stepping's one-off imports, at start-up
+        return out
 
     def set_eval_data(self, global_test: ModalData) -> None:
         """The common test set every agent is scored on (sent once per host)."""
@@ -115,7 +117,10 @@ class AgentHost:
         if done is not None:
             return done
         t0 = time.perf_counter()
-        stats = self.agents[aid].train_steps(self.data[aid].train, steps, batch_size) if steps > 0 else {"loss": float("nan")}
+        if steps <= 0:
+            return {"loss": float("nan")}, 0.0
+        stats = self.agents[aid].train_steps(self.data[aid].train, steps, batch_size)
+        self.stepper.stepped["single"] += 1
         return stats, time.perf_counter() - t0
 
     def stepping(self) -> dict:

@@ -114,3 +114,12 @@ def test_agents_of_different_signatures_split():
     assert agents[0].step_signature(0, 16) is None
     assert agents[0].step_signature(8, 16)[-2] == 8  # the minibatch shrinks to the data
     assert batched_mod.AUTO_MIN_GROUP >= 2
+
+
+def test_prepare_warms_up_only_where_batching_may_run():
+    small, _ = _agents([("image",)], n_each=4)
+    big, _ = _agents([("image",)], n_each=batched_mod.AUTO_MIN_GROUP)
+    for mode, agents, warm in [("auto", small, False), ("auto", big, True), ("on", small, True), ("off", big, False)]:
+        stepper = GroupStepper(mode)
+        stepper.prepare(agents)
+        assert stepper._warm is warm, (mode, len(agents))
