@@ -102,7 +102,9 @@ class Simulation:
         base = Path(sc.base_dir or ".")
         groups = sc.agent_groups()
         mods = [tuple(g.modalities) for g in groups]
+        t_data = time.perf_counter()
         self.fd = build_federated_data(sc.data, mods, seed=sc.seed, base_dir=base)
+        self.data_s = time.perf_counter() - t_data
         n_hosts = self._n_hosts()
         host_of = place_agents([float(len(m)) for m in mods], n_hosts)
         self.views = []
@@ -134,11 +136,13 @@ class Simulation:
                 v.capabilities = info["capabilities"]
                 v.cost_per_sample = info["cost_per_sample"]
         self.agents_start_s = time.perf_counter() - t0 - self.host_start_s
+        t_net = time.perf_counter()
         self.net = Network.from_config(self.env, sc.network, n_nodes=len(self.views), seed=derive(sc.seed, "network"),
                                        base_dir=base)
         self.net.add_observer(NetworkEventLog(self.log, sc.output.log_messages))
         self.net.add_observer(self)
         self.net.start()
+        self.network_s = time.perf_counter() - t_net
         for ev in self.fd.modality_schedule:
             self.env.process(self.discovery.modality_event(ev))
         self.protocol = PROTOCOLS[sc.protocol.mode](self)
@@ -400,7 +404,8 @@ class Simulation:
             "backend": self.backend_name, "hosts": self.backend.n_hosts,
             "torch_threads": self.sc.engine.torch_threads, "wall_time_s": summary["wall_time_s"],
             "dataset_cache": self.fd.info.get("cache"),
-            "host_start_s": self.host_start_s, "agents_start_s": self.agents_start_s,
+            "data_s": self.data_s, "host_start_s": self.host_start_s, "agents_start_s": self.agents_start_s,
+            "network_s": self.network_s,
             "steady_s": getattr(self, "steady_end", time.perf_counter()) - self.steady_start,
             "host_restarts": self.journal.restarts if self.journal else 0,
             "hosts_replaced": self.journal.replaced if self.journal else 0,
