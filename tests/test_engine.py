@@ -379,16 +379,31 @@ def test_receiver_refuses_branches_its_policy_would_not_exchange(tmp_path):
     assert summary["refused_on_receipt"] == len(enc)
 
 
-def test_complete_run_keeps_final_weights_within_the_cap(tmp_path):
+def test_complete_run_keeps_final_weights_within_the_cap(tmp_path, monkeypatch):
     """final_weights.pt (what `parse-sim audit` reads) is written at the end of a complete
-    run and holds every agent; a cap below its size writes nothing."""
-    from parse_actors.metrics.final_weights import load_final_weights
+    run and holds every agent; a cap below its size writes nothing. When the advertised
+    parameters alone are over the cap, no agent state is even fetched from the hosts."""
+    from parse_actors.engine.backends import InlineBackend
+    from parse_actors.metrics.final_weights import load_final_weights, path_of
 
+    calls: list[str] = []
+    plain = InlineBackend.call
+    monkeypatch.setattr(InlineBackend, "call", lambda self, h, m, *a, **kw: calls.append(m) or plain(self, h, m, *a,
+                                                                                                          **kw))
     out = tmp_path / "kept"
     run_scenario(scenario(), out, backend="inline")
     states = load_final_weights(out)
     assert sorted(states) == list(range(8))
+    size = path_of(out).stat().st_size
     small = tmp_path / "capped"
+    calls.clear()
     run_scenario(scenario("output.final_weights_max_mb=0.001"), small, backend="inline")
     assert not (small / "final_weights.pt").exists()
-    assert [e for e in events(small) if e["event"] == "final_weights_skipped"]
+    skipped = [e for e in events(small) if e["event"] == "final_weights_skipped"]
+    assert skipped and skipped[0]["bytes_at_least"] > 1000 and "checkpoint" not in calls
+    assert skipped[0]["bytes_at_least"] < size  # a lower bound of the file's size
+    # a cap between the parameters and the file: fetched, measured exactly, skipped
+    tight = tmp_path / "tight"
+    run_scenario(scenario(f"output.final_weights_max_mb={(size - 1) / 1e6}"), tight, backend="inline")
+    assert not (tight / "final_weights.pt").exists()
+    assert [e["bytes"] for e in events(tight) if e["event"] == "final_weights_skipped"] == [size]

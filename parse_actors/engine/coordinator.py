@@ -25,7 +25,7 @@ from netem import Network
 from parse_actors import logs
 from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
 from parse_actors.agents.model import DROP_KINDS
-from parse_actors.metrics.final_weights import save_final_weights
+from parse_actors.metrics.final_weights import save_final_weights, too_large
 from parse_actors.data import build_federated_data
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine import journal
@@ -296,10 +296,15 @@ class Simulation:
 
     async def _save_final_weights(self) -> None:
         """final_weights.pt: what `parse-sim audit` needs of a complete run (bounded in size)."""
-        if not self.sc.output.final_weights_max_mb:
+        cap = self.sc.output.final_weights_max_mb
+        if not cap:
             return
-        save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=self.sc.output.final_weights_max_mb,
-                           log=self.log.bind(t=self.env.now))
+        # The file holds at least every advertised parameter: when those alone are over the cap,
+        # skip it without fetching every agent's state (gigabytes at 10,000 agents).
+        params = sum(i.nbytes for v in self.views for i in v.capabilities.values())
+        if too_large(params, cap, self.log.bind(t=self.env.now), exact=False):
+            return
+        save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=cap, log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:
         self.round = rnd
