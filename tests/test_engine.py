@@ -407,3 +407,21 @@ def test_complete_run_keeps_final_weights_within_the_cap(tmp_path, monkeypatch):
     run_scenario(scenario(f"output.final_weights_max_mb={(size - 1) / 1e6}"), tight, backend="inline")
     assert not (tight / "final_weights.pt").exists()
     assert [e["bytes"] for e in events(tight) if e["event"] == "final_weights_skipped"] == [size]
+
+
+def test_setup_freezes_the_heap_until_close(tmp_path):
+    """After set-up every live object is moved out of the garbage collector's sight (full
+    collections during the rounds then skip the agents and data); close() undoes it."""
+    import asyncio
+    import gc
+
+    from parse_actors.engine.coordinator import Simulation
+    from parse_actors.metrics import RunDir
+
+    sim = Simulation(scenario(), RunDir(tmp_path / "run"), "inline")
+    try:
+        asyncio.run(sim.setup())
+        assert gc.get_freeze_count() > 0
+    finally:
+        sim.close()
+    assert gc.get_freeze_count() == 0

@@ -13,6 +13,7 @@ changes (discovery.py). Checkpoints and resume live in resume.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
@@ -149,6 +150,7 @@ class Simulation:
         if self.resume.state is not None and "protocol" in self.resume.state:
             self.protocol.preload(self.resume.state["protocol"])  # what the dry replay needs
         self._check_budget()
+        _freeze_heap()
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
                       method=sc.method, protocol=sc.protocol.mode, dataset=self.fd.info.get("name"))
         if sc.engine.compute_time == "measured":
@@ -444,3 +446,13 @@ class Simulation:
     def close(self) -> None:
         if self.backend is not None:
             self.backend.shutdown()
+        gc.unfreeze()
+
+
+def _freeze_heap() -> None:
+    """After set-up: collect once, then move every object alive (inline hosts' agents
+    and data, the views, the network) out of the garbage collector's sight. Full
+    collections during the rounds then scan only what the rounds allocate, instead
+    of the whole heap (about a second each at 10,000 agents). `close` undoes it."""
+    gc.collect()
+    gc.freeze()
