@@ -18,7 +18,7 @@ agent hosts included), sampled from /proc every 0.5 s. Per size it prints:
     .venv/bin/python bench/scale.py --agents 1000 3000 --rounds 2 --backend inline
     .venv/bin/python bench/scale.py --agents 3000 --rounds 1 --backend inline --profile 30
     .venv/bin/python bench/scale.py --agents 3000 --rounds 1 --backend inline --tracemalloc 15
-    .venv/bin/python bench/scale.py --scenario scenarios/large_10k.yaml --agents 10000   # the file's rounds
+    .venv/bin/python bench/scale.py --scenario scenarios/large_10k.yaml --agents 10000 --out runs/large_10k
 """
 
 from __future__ import annotations
@@ -135,15 +135,16 @@ def child(args) -> None:
         import tracemalloc
 
         tracemalloc.start(8)
-    out = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-scale-")) / "run"
     logs.configure(-1)
     try:
         t0 = time.perf_counter()
-        summary, _ = run_scenario(sc, out / "run", backend=backend, hooks=[hook])
+        summary, _ = run_scenario(sc, out, backend=backend, force=True, hooks=[hook])
         wall = time.perf_counter() - t0
-        info = json.loads((out / "run" / "run.json").read_text())
+        info = json.loads((out / "run.json").read_text())
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        if not args.out:
+            shutil.rmtree(out.parent, ignore_errors=True)
     if prof is not None:
         import pstats
 
@@ -195,8 +196,11 @@ def main() -> None:
                     help="override a scenario key (VALUE parsed as YAML); repeatable")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile: top N functions (stderr)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="tracemalloc: top N allocation sites after the first round (stderr)")
+    ap.add_argument("--out", help="keep the run directory here (one size only)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.out and len(args.agents) > 1:
+        ap.error("--out keeps one run directory: give one --agents size")
     if args.child:
         return child(args)
     if "--scenario" not in sys.argv:
@@ -210,7 +214,8 @@ def main() -> None:
                *(["--hosts", str(args.hosts)] if args.hosts else []),
                *(f"--set={s}" for s in args.set),
                *(["--profile", str(args.profile)] if args.profile else []),
-               *(["--tracemalloc", str(args.tracemalloc)] if args.tracemalloc else [])]
+               *(["--tracemalloc", str(args.tracemalloc)] if args.tracemalloc else []),
+               *(["--out", str(Path(args.out).resolve())] if args.out else [])]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         mem = PeakMemory(root=proc.pid)
         mem.start()
