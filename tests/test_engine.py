@@ -425,3 +425,49 @@ def test_setup_freezes_the_heap_until_close(tmp_path):
     finally:
         sim.close()
     assert gc.get_freeze_count() == 0
+
+
+def test_policy_answers_are_remembered_per_clock():
+    """The coordinator asks its sharing policy once per (my capabilities, theirs, clock):
+    the same dicts again get the remembered keys, another dict or clock a fresh answer."""
+    from parse_actors.engine.coordinator import _RememberedPolicy
+
+    asked = []
+
+    class Policy:
+        name = "probe"
+
+        def select(self, mine, theirs, clock=0):
+            asked.append((id(mine), id(theirs), clock))
+            return sorted(set(mine) & set(theirs))
+
+    p = _RememberedPolicy(Policy())
+    a, b, b2 = {"x": 1, "y": 2}, {"y": 3}, {"y": 3}
+    assert p.select(a, b, 0) == ["y"] and p.select(a, b, 0) == ["y"] and len(asked) == 1
+    assert p.select(a, b2, 0) == ["y"] and len(asked) == 2  # equal content, another dict: asked
+    assert p.select(a, b, 1) == ["y"] and len(asked) == 3  # a new clock: asked again
+    p.select(a, b, 1).append("z")  # callers get their own list
+    assert p.select(a, b, 1) == ["y"] and p.name == "probe"
+
+
+def test_agents_of_one_kind_share_one_capability_dict(tmp_path):
+    """Equal capability sets are interned: one dict per agent kind (quickstart: 3), and the
+    plan each agent computes from them is the one the policy gives for those dicts."""
+    import asyncio
+
+    from parse_actors.agents import plan_exchange
+    from parse_actors.engine.coordinator import Simulation
+    from parse_actors.metrics import RunDir
+
+    sim = Simulation(scenario(), RunDir(tmp_path / "run"), "inline")
+    try:
+        asyncio.run(sim.setup())
+        caps = {v.group: v.capabilities for v in sim.views}
+        assert len({id(v.capabilities) for v in sim.views}) == len(caps) == 3
+        assert all(v.capabilities is caps[v.group] for v in sim.views)
+        sim.run_until(sim.env.process(sim.discovery.exchange(sim.discovery.missing())))
+        for v in sim.views:
+            known = {j: v.known.get(j) for j in sim.net.neighbors(v.aid)}
+            assert sim.plan(v, 0) == plan_exchange(sim.policy.policy, v.capabilities, known, 0)
+    finally:
+        sim.close()

@@ -71,7 +71,8 @@ class Simulation:
         self.run_dir = run_dir
         self.backend_name = backend or scenario.engine.backend
         self.log = logs.get_logger()
-        self.policy = make_policy(scenario.method, scenario.aggregation)
+        self.policy = _RememberedPolicy(make_policy(scenario.method, scenario.aggregation))
+        self._caps_pool: dict[tuple, dict] = {}  # one dict per distinct capability set (intern_caps)
         self.env = simpy.Environment()
         self.backend: Any = None
         self.journal: Any = None  # journal.Journal on Ray (journal.attach)
@@ -134,7 +135,7 @@ class Simulation:
         for infos in await self.backend.get(refs):
             for info in infos or ():
                 v = self.views[info["agent"]]
-                v.capabilities = info["capabilities"]
+                v.capabilities = self.intern_caps(info["capabilities"])
                 v.cost_per_sample = info["cost_per_sample"]
         self.agents_start_s = time.perf_counter() - t0 - self.host_start_s
         t_net = time.perf_counter()
@@ -217,6 +218,12 @@ class Simulation:
     def accepted(self, v: AgentView, sender: int, clock: int) -> frozenset[str]:
         """The branches `v` may merge from `sender` (its policy, applied on receipt)."""
         return accepted(self.policy, v.capabilities, v.known.get(sender), clock)
+
+    def intern_caps(self, caps: dict) -> dict:
+        """The one shared dict equal to `caps` (agents of one kind advertise equal
+        capabilities): 3 dicts instead of 10,000 in the large scenarios, and what lets
+        the policy's answers be remembered per pair of capability sets. Never mutated."""
+        return self._caps_pool.setdefault(tuple(sorted(caps.items())), caps)
 
     def rediscover(self, agents=None) -> None:
         self.discovery.rediscover(agents)
@@ -447,6 +454,33 @@ class Simulation:
         if self.backend is not None:
             self.backend.shutdown()
         gc.unfreeze()
+
+
+class _RememberedPolicy:
+    """A sharing policy whose answers are remembered for the current clock. Policies
+    are pure functions of (my capabilities, theirs, clock), and capability dicts are
+    interned (`Simulation.intern_caps`), so each distinct pair is evaluated once per
+    round instead of three times per link (plan on send, acceptance and plan on merge)."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+        self.clock: int | None = None
+        self.memo: dict[tuple[int, int], tuple[Any, Any, list[str]]] = {}
+
+    def select(self, mine: Any, theirs: Any, clock: int = 0) -> list[str]:
+        if clock != self.clock:
+            self.memo.clear()
+            self.clock = clock
+        hit = self.memo.get((id(mine), id(theirs)))
+        if hit is None or hit[0] is not mine or hit[1] is not theirs:  # (the memo keeps both alive: ids stay theirs)
+            hit = self.memo[(id(mine), id(theirs))] = (mine, theirs, self.policy.select(mine, theirs, clock))
+        return list(hit[2])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+    def __repr__(self) -> str:
+        return repr(self.policy)
 
 
 def _freeze_heap() -> None:
