@@ -1,4 +1,4 @@
-"""Scale: scenarios/large.yaml at N agents x R rounds, per-message logging off.
+"""Scale: a scenario (default scenarios/large.yaml) at N agents x R rounds.
 
 The scenario file's agent mix is scaled to N agents (large.yaml: 40% image,
 40% audio, 20% image+audio) with the same number of synthetic samples per
@@ -12,13 +12,15 @@ agent hosts included), sampled from /proc every 0.5 s. Per size it prints:
            (aggregate), evaluation (evaluate), the rest (engine: SimPy, netem,
            protocol, recorder);
   memory   peak of all processes, per agent, and the marginal per agent
-           between consecutive sizes (what the next thousand agents cost).
+           between consecutive sizes (what the next thousand agents cost);
+  bare     the ratio of a round to the same rounds' bare SimPy+netem timeline
+           (no host call), timed after the run (--no-bare skips it).
 
     .venv/bin/python bench/scale.py                                   # 1,000 x 5 on ray (make bench)
     .venv/bin/python bench/scale.py --agents 1000 3000 --rounds 2 --backend inline
     .venv/bin/python bench/scale.py --agents 3000 --rounds 1 --backend inline --profile 30
     .venv/bin/python bench/scale.py --agents 3000 --rounds 1 --backend inline --tracemalloc 15
-    .venv/bin/python bench/scale.py --scenario scenarios/large_10k.yaml --agents 10000 --out runs/large_10k
+    .venv/bin/python bench/scale.py --scenario scenarios/large_10k.yaml --agents 10000 --no-bare --out runs/large_10k
 """
 
 from __future__ import annotations
@@ -65,6 +67,34 @@ def scaled(path: str, n: int, rounds: int | None, backend: str | None, hosts: in
     if hosts is not None:
         sets.append(f"engine.hosts={hosts}")
     return load_scenario(path, sets + list(overrides))
+
+
+def bare_timeline(sc) -> float:
+    """Seconds per round of the same scenario's timeline with every host call skipped
+    (SimPy, netem and the protocol's bookkeeping only; sync protocol)."""
+    import asyncio
+    import shutil
+
+    from parse_actors.engine.coordinator import Simulation
+    from parse_actors.metrics import RunDir
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-bare-"))
+    sim = Simulation(sc, RunDir(tmp / "run"), "inline")
+
+    async def go() -> float:
+        await sim.setup()
+        sim._set_dry(True)
+        t0 = time.perf_counter()
+        sim.run_until(sim.env.process(sim.discovery.exchange(sim.discovery.missing())))
+        for rnd in range(sc.protocol.rounds):
+            sim.run_until(sim.env.process(sim.protocol.round(rnd, {})))
+        return (time.perf_counter() - t0) / sc.protocol.rounds
+
+    try:
+        return asyncio.run(go())
+    finally:
+        sim.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def child(args) -> None:
@@ -145,6 +175,7 @@ def child(args) -> None:
     finally:
         if not args.out:
             shutil.rmtree(out.parent, ignore_errors=True)
+    bare = bare_timeline(sc) if args.bare and sc.protocol.mode == "sync" else None
     if prof is not None:
         import pstats
 
@@ -157,7 +188,7 @@ def child(args) -> None:
             print(stat, file=sys.stderr)
     print(json.dumps({"agents": sc.n_agents, "rounds": sc.protocol.rounds, "backend": backend, "hosts": info["hosts"],
                       "wall": wall, "info": info, "round_s": rounds, "phases": round_phases,
-                      "setup_gc": setup_phases.get("gc", 0.0),
+                      "setup_gc": setup_phases.get("gc", 0.0), "bare_round_s": bare,
                       "virtual": summary["virtual_time_s"], "messages": summary["messages"]["sent"],
                       "acc": summary["final_acc"]["mean"]}))
 
@@ -178,6 +209,9 @@ def report(r: dict, peak: int, prev: tuple[int, int] | None) -> None:
         mean["engine"] = statistics.mean(rs) - sum(mean.values())
     where = ", ".join(f"{p} {s:.1f} s ({1e3 * s / n:.2f} ms/agent)" for p, s in mean.items() if s)
     print(f"  mean round: {where + '; ' if where else ''}garbage collection {gc_s:.1f} s (driver)")
+    if r.get("bare_round_s"):
+        print(f"  bare SimPy+netem timeline of the same rounds: {r['bare_round_s']:.2f} s per round -> ratio "
+              f"full/bare {statistics.median(rs) / r['bare_round_s']:.1f}")
     line = f"  peak memory, all processes: {peak / 2**30:.2f} GiB = {peak / n / 2**20:.2f} MiB/agent"
     if prev is not None and n != prev[0]:
         line += f"; marginal {(peak - prev[1]) / (n - prev[0]) / 2**20:.2f} MiB/agent since {prev[0]}"
@@ -196,6 +230,8 @@ def main() -> None:
                     help="override a scenario key (VALUE parsed as YAML); repeatable")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile: top N functions (stderr)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="tracemalloc: top N allocation sites after the first round (stderr)")
+    ap.add_argument("--bare", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the same rounds with no host call (SimPy + netem + protocol), after the run")
     ap.add_argument("--out", help="keep the run directory here (one size only)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -215,7 +251,8 @@ def main() -> None:
                *(f"--set={s}" for s in args.set),
                *(["--profile", str(args.profile)] if args.profile else []),
                *(["--tracemalloc", str(args.tracemalloc)] if args.tracemalloc else []),
-               *(["--out", str(Path(args.out).resolve())] if args.out else [])]
+               *(["--out", str(Path(args.out).resolve())] if args.out else []),
+               "--bare" if args.bare else "--no-bare"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         mem = PeakMemory(root=proc.pid)
         mem.start()
