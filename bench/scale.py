@@ -141,6 +141,7 @@ def child(args) -> None:
         phases.clear()
     Simulation.setup = setup
     rounds: list[float] = []  # wall seconds of each round (with its evaluation)
+    started: list[float] = []
     snapshots: list = []
 
     def hook(sim, rnd):
@@ -153,7 +154,6 @@ def child(args) -> None:
 
             snapshots.append(tracemalloc.take_snapshot())
         started.append(time.perf_counter())  # the snapshot is no round's time
-    started: list[float] = []
 
     prof = None
     if args.profile:
@@ -175,7 +175,6 @@ def child(args) -> None:
     finally:
         if not args.out:
             shutil.rmtree(out.parent, ignore_errors=True)
-    bare = bare_timeline(sc) if args.bare and sc.protocol.mode == "sync" else None
     if prof is not None:
         import pstats
 
@@ -186,6 +185,8 @@ def child(args) -> None:
     if snapshots:  # Python objects only: torch tensor storage is not traced
         for stat in snapshots[0].statistics("lineno")[: args.tracemalloc]:
             print(stat, file=sys.stderr)
+        tracemalloc.stop()
+    bare = bare_timeline(sc) if args.bare and sc.protocol.mode == "sync" else None
     print(json.dumps({"agents": sc.n_agents, "rounds": sc.protocol.rounds, "backend": backend, "hosts": info["hosts"],
                       "wall": wall, "info": info, "round_s": rounds, "phases": round_phases,
                       "setup_gc": setup_phases.get("gc", 0.0), "bare_round_s": bare,
