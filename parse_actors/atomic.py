@@ -62,9 +62,15 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+def csv_text(header: Sequence[str] | None, rows: Iterable[Sequence]) -> str:
+    """CSV lines (\\n-terminated) of `rows`, after a `header` line unless it is None."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    if header is not None:
+        w.writerow(header)
     w.writerows(rows)
-    write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    write_text(path, csv_text(header, rows))

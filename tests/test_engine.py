@@ -386,16 +386,95 @@ def test_receiver_refuses_branches_its_policy_would_not_exchange(tmp_path):
     assert summary["refused_on_receipt"] == len(enc)
 
 
-def test_complete_run_keeps_final_weights_within_the_cap(tmp_path):
+def test_complete_run_keeps_final_weights_within_the_cap(tmp_path, monkeypatch):
     """final_weights.pt (what `parse-sim audit` reads) is written at the end of a complete
-    run and holds every agent; a cap below its size writes nothing."""
-    from parse_actors.metrics.final_weights import load_final_weights
+    run and holds every agent; a cap below its size writes nothing. When the advertised
+    parameters alone are over the cap, no agent state is even fetched from the hosts."""
+    from parse_actors.engine.backends import InlineBackend
+    from parse_actors.metrics.final_weights import load_final_weights, path_of
 
+    calls: list[str] = []
+    plain = InlineBackend.call
+    monkeypatch.setattr(InlineBackend, "call", lambda self, h, m, *a, **kw: calls.append(m) or plain(self, h, m, *a,
+                                                                                                          **kw))
     out = tmp_path / "kept"
     run_scenario(scenario(), out, backend="inline")
     states = load_final_weights(out)
     assert sorted(states) == list(range(8))
+    size = path_of(out).stat().st_size
     small = tmp_path / "capped"
+    calls.clear()
     run_scenario(scenario("output.final_weights_max_mb=0.001"), small, backend="inline")
     assert not (small / "final_weights.pt").exists()
-    assert [e for e in events(small) if e["event"] == "final_weights_skipped"]
+    skipped = [e for e in events(small) if e["event"] == "final_weights_skipped"]
+    assert skipped and skipped[0]["bytes_at_least"] > 1000 and "checkpoint" not in calls
+    assert skipped[0]["bytes_at_least"] < size  # a lower bound of the file's size
+    # a cap between the parameters and the file: fetched, measured exactly, skipped
+    tight = tmp_path / "tight"
+    run_scenario(scenario(f"output.final_weights_max_mb={(size - 1) / 1e6}"), tight, backend="inline")
+    assert not (tight / "final_weights.pt").exists()
+    assert [e["bytes"] for e in events(tight) if e["event"] == "final_weights_skipped"] == [size]
+
+
+def test_setup_freezes_the_heap_until_close(tmp_path):
+    """After set-up every live object is moved out of the garbage collector's sight (full
+    collections during the rounds then skip the agents and data); close() undoes it."""
+    import asyncio
+    import gc
+
+    from parse_actors.engine.coordinator import Simulation
+    from parse_actors.metrics import RunDir
+
+    sim = Simulation(scenario(), RunDir(tmp_path / "run"), "inline")
+    try:
+        asyncio.run(sim.setup())
+        assert gc.get_freeze_count() > 0
+    finally:
+        sim.close()
+    assert gc.get_freeze_count() == 0
+
+
+def test_policy_answers_are_remembered_per_clock():
+    """The coordinator asks its sharing policy once per (my capabilities, theirs, clock):
+    the same dicts again get the remembered keys, another dict or clock a fresh answer."""
+    from parse_actors.engine.coordinator import _RememberedPolicy
+
+    asked = []
+
+    class Policy:
+        name = "probe"
+
+        def select(self, mine, theirs, clock=0):
+            asked.append((id(mine), id(theirs), clock))
+            return sorted(set(mine) & set(theirs))
+
+    p = _RememberedPolicy(Policy())
+    a, b, b2 = {"x": 1, "y": 2}, {"y": 3}, {"y": 3}
+    assert p.select(a, b, 0) == ["y"] and p.select(a, b, 0) == ["y"] and len(asked) == 1
+    assert p.select(a, b2, 0) == ["y"] and len(asked) == 2  # equal content, another dict: asked
+    assert p.select(a, b, 1) == ["y"] and len(asked) == 3  # a new clock: asked again
+    p.select(a, b, 1).append("z")  # callers get their own list
+    assert p.select(a, b, 1) == ["y"] and p.name == "probe"
+
+
+def test_agents_of_one_kind_share_one_capability_dict(tmp_path):
+    """Equal capability sets are interned: one dict per agent kind (quickstart: 3), and the
+    plan each agent computes from them is the one the policy gives for those dicts."""
+    import asyncio
+
+    from parse_actors.agents import plan_exchange
+    from parse_actors.engine.coordinator import Simulation
+    from parse_actors.metrics import RunDir
+
+    sim = Simulation(scenario(), RunDir(tmp_path / "run"), "inline")
+    try:
+        asyncio.run(sim.setup())
+        caps = {v.group: v.capabilities for v in sim.views}
+        assert len({id(v.capabilities) for v in sim.views}) == len(caps) == 3
+        assert all(v.capabilities is caps[v.group] for v in sim.views)
+        sim.run_until(sim.env.process(sim.discovery.exchange(sim.discovery.missing())))
+        for v in sim.views:
+            known = {j: v.known.get(j) for j in sim.net.neighbors(v.aid)}
+            assert sim.plan(v, 0) == plan_exchange(sim.policy.policy, v.capabilities, known, 0)
+    finally:
+        sim.close()

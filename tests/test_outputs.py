@@ -43,6 +43,39 @@ def test_rundir_writes_every_table(tmp_path):
     assert leftovers(rd.path) == []
 
 
+def test_growing_tables_match_a_full_write(tmp_path, monkeypatch):
+    """metrics.csv is rewritten after every evaluation from a list that only grows: only
+    the new rows are formatted, yet every file is the one a fresh full write gives,
+    also when a later row brings a new column or a different list is passed."""
+    rows: list[dict] = []
+    grown, fresh = RunDir(tmp_path / "grown"), RunDir(tmp_path / "fresh")
+    formatted: list[int] = []
+    plain = atomic.csv_text
+    monkeypatch.setattr(atomic, "csv_text", lambda header, rs: plain(header, [formatted.append(1) or r for r in rs]))
+
+    def check():
+        grown.write_metrics(rows)
+        grown.write_table("slice_drop.csv", ["round", "acc"], rows, growing=True)
+        fresh.write_metrics(list(rows))
+        fresh.write_table("slice_drop.csv", ["round", "acc"], list(rows))
+        for name in ("metrics.csv", "slice_drop.csv"):
+            assert (grown.path / name).read_bytes() == (fresh.path / name).read_bytes()
+
+    check()  # no rows yet: the header alone
+    for rnd in range(3):
+        rows.extend({"round": rnd, "t": 0.1 * rnd, "agent": a, "group": "g", "acc": 0.5, "loss": 1.0,
+                     **({"acc_val": 0.25} if rnd == 2 else {})} for a in range(4))
+        formatted.clear()
+        grown.write_metrics(rows)
+        # rounds 0-1: the new rows only; round 2 brings `acc_val`: every row again
+        assert len(formatted) == (4 if rnd < 2 else 12)
+        check()
+    assert (grown.path / "metrics.csv").read_text().splitlines()[0] == "round,t,agent,group,acc,loss,acc_val"
+    other = [dict(r, acc=0.75) for r in rows]  # another list: written from scratch
+    grown.write_metrics(other)
+    assert (grown.path / "metrics.csv").read_text().splitlines()[1].split(",")[4] == "0.75"
+
+
 @pytest.mark.parametrize("fail_in", ["write", "fsync", "replace"])
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, fail_in):
     """A write that fails half-way (disk full at write, flush or rename) leaves the

@@ -21,13 +21,21 @@ class Discovery:
         self.sim = sim
         self.pending: list[tuple[int, Any]] = []  # (agent, reference to its new capabilities)
         self.in_flight: set[tuple[int, int]] = set()
+        self._sizes: dict[int, tuple[Any, int]] = {}  # id(capabilities) -> (them, bytes of their message)
 
     def send(self, src: int, dst: int) -> Any:
         sim = self.sim
         caps = sim.views[src].capabilities
-        size = sim.sc.protocol.header_bytes + capability_nbytes(caps)
+        size = sim.sc.protocol.header_bytes + self.nbytes(caps)
         self.in_flight.add((src, dst))
         return sim.send(src, dst, size, "control", CapabilityMessage(src, caps))
+
+    def nbytes(self, caps) -> int:
+        """capability_nbytes, once per (interned) capability dict."""
+        hit = self._sizes.get(id(caps))
+        if hit is None or hit[0] is not caps:
+            hit = self._sizes[id(caps)] = (caps, capability_nbytes(caps))
+        return hit[1]
 
     def exchange(self, pairs):
         """SimPy process: send the capability messages of `pairs` and wait for them."""
@@ -79,7 +87,7 @@ class Discovery:
         results = await sim.get([r for _, r in pending])
         pairs = []
         for (aid, _), caps in zip(pending, results):
-            sim.views[aid].capabilities = caps
+            sim.views[aid].capabilities = sim.intern_caps(caps)
             pairs.extend((aid, j) for j in sim.net.neighbors(aid))
         sim.env.process(self.exchange(pairs))
 

@@ -45,7 +45,7 @@ class Resume:
         await sim.get([sim.backend.call(h, "restore", part) for h, part in by_host.items()])
         caps = await sim.get([sim.backend.call(sim.views[a].host, "capabilities", a) for a in range(len(sim.views))])
         for v, c in zip(sim.views, caps):
-            v.capabilities = c
+            v.capabilities = sim.intern_caps(c)
         if "protocol" in self.state:
             sim.protocol.load_state(self.state["protocol"])
         sim.round = self.state["round"]

@@ -54,13 +54,21 @@ def save_final_weights(run_dir: Path, states: Mapping[int, Mapping[str, Any]],
     buf = io.BytesIO()
     torch.save(doc, buf)
     size = buf.getbuffer().nbytes
-    if max_mb is not None and size > max_mb * 1e6:
-        _log(log).warning("final_weights_skipped", file=NAME, bytes=size, max_mb=max_mb,
-                          reason="above output.final_weights_max_mb; parse-sim audit will not be possible")
+    if too_large(size, max_mb, log):
         return None
     p = path_of(run_dir)
     atomic.write_bytes(p, buf.getvalue())
     return p
+
+
+def too_large(nbytes: int, max_mb: float | None, log=None, exact: bool = True) -> bool:
+    """Whether a final-weights file of `nbytes` (`exact`: its size; else a lower bound,
+    logged as `bytes_at_least`) is over the cap; if so the skip is logged."""
+    if max_mb is None or nbytes <= max_mb * 1e6:
+        return False
+    _log(log).warning("final_weights_skipped", file=NAME, **{"bytes" if exact else "bytes_at_least": nbytes},
+                      max_mb=max_mb, reason="above output.final_weights_max_mb; parse-sim audit will not be possible")
+    return True
 
 
 def _log(log):

@@ -87,9 +87,9 @@ class Recorder:
     def flush(self) -> None:
         self.run_dir.write_metrics(self.rows)
         if self.conflict_rows:
-            self.run_dir.write_table("conflict.csv", CONFLICT_HEADER, self.conflict_rows)
+            self.run_dir.write_table("conflict.csv", CONFLICT_HEADER, self.conflict_rows, growing=True)
         if self.slice_rows:
-            self.run_dir.write_table("slice_drop.csv", SLICE_DROP_HEADER, self.slice_rows)
+            self.run_dir.write_table("slice_drop.csv", SLICE_DROP_HEADER, self.slice_rows, growing=True)
 
     def summary_extra(self) -> dict:
         """The summary.json entries that come from these tables."""

@@ -51,6 +51,7 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"{self.path}: cannot write the run directory: {e.strerror or e}") from None
         self.extra_metric_columns: list[str] = []
+        self._growing: dict[str, _GrowingText] = {}
 
     @property
     def events_path(self) -> Path:
@@ -61,14 +62,28 @@ class RunDir:
             atomic.write_text(self.path / "scenario.yaml", text)
 
     def write_metrics(self, rows: list[dict]) -> None:
-        extra = sorted({k for r in rows for k in r} - set(METRICS_HEADER))
-        header = METRICS_HEADER + extra
-        with _writing(self.path / "metrics.csv"):
-            atomic.write_csv(self.path / "metrics.csv", header, ([_cell(r.get(k)) for k in header] for r in rows))
+        """metrics.csv: the standard columns, then every other key of `rows`, sorted.
+        `rows` only grows between calls (see `write_table`'s `growing`)."""
+        self.write_table("metrics.csv", METRICS_HEADER, rows, growing=True, more_columns=True)
 
-    def write_table(self, name: str, header: list[str], rows: list[dict]) -> None:
-        with _writing(self.path / name):
-            atomic.write_csv(self.path / name, header, ([_cell(r.get(k)) for k in header] for r in rows))
+    def write_table(self, name: str, header: list[str], rows: list[dict], growing: bool = False,
+                    more_columns: bool = False) -> None:
+        """Write a table atomically. `growing`: `rows` is the same list at every call and
+        only gains rows at its end, so only those are formatted (the text of earlier
+        ones is kept): flushing after each of R rounds costs O(rows) in all, not
+        O(R x rows). `more_columns`: keys of `rows` beyond `header` follow it, sorted."""
+        path = self.path / name
+        if growing:
+            table = self._growing.get(name)
+            if table is None or table.rows is not rows or len(rows) < table.n:
+                table = self._growing[name] = _GrowingText(rows)
+            text = table.render(header, more_columns)
+        else:
+            if more_columns:
+                header = list(header) + sorted({k for r in rows for k in r} - set(header))
+            text = _csv_text(header, rows)
+        with _writing(path):
+            atomic.write_text(path, text)
 
     def write_comm(self, rows: list[dict], extra: tuple[str, ...] = ()) -> None:
         """`extra`: columns after the standard ones (deferred, oversize with a payload budget)."""
@@ -109,6 +124,37 @@ def _looks_like_run_dir(path: Path) -> bool:
     if (path / "scenario.yaml").is_file():
         return True
     return all(e.name in _RUN_ENTRIES or (e.name.startswith(".") and e.name.endswith(".tmp")) for e in path.iterdir())
+
+
+class _GrowingText:
+    """The CSV text of a list of rows that only grows: rows already rendered are kept
+    as text; a new column (with `more_columns`) renders everything again."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.n = 0  # rows rendered
+        self.keys: set[str] = set()
+        self.header: list[str] | None = None
+        self.text = ""
+
+    def render(self, header: list[str], more_columns: bool) -> str:
+        new = self.rows[self.n:]
+        if more_columns:
+            for r in new:
+                self.keys.update(r)
+            header = list(header) + sorted(self.keys - set(header))
+        if header != self.header:
+            self.header, self.text, new = header, _csv_text(header, ()), self.rows
+        if new:
+            self.text += _csv_text(None, new, header)
+        self.n = len(self.rows)
+        return self.text
+
+
+def _csv_text(header: list[str] | None, rows, columns: list[str] | None = None) -> str:
+    """CSV lines of `rows` (dicts; cells in `columns`' order, default `header`'s), after the header line if given."""
+    columns = header if columns is None else columns
+    return atomic.csv_text(header, ([_cell(r.get(k)) for k in columns] for r in rows))
 
 
 def _cell(v):
