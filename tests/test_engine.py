@@ -416,22 +416,35 @@ def test_complete_run_keeps_final_weights_within_the_cap(tmp_path, monkeypatch):
     assert [e["bytes"] for e in events(tight) if e["event"] == "final_weights_skipped"] == [size]
 
 
-def test_setup_freezes_the_heap_until_close(tmp_path):
-    """After set-up every live object is moved out of the garbage collector's sight (full
-    collections during the rounds then skip the agents and data); close() undoes it."""
+def test_garbage_collection_is_paused_and_the_heap_frozen_until_close(tmp_path):
+    """From set-up to close() the collector does not run by itself; after set-up every live
+    object is frozen (never scanned again) and each period starts with one collection;
+    close() thaws the heap and turns automatic collection back on."""
     import asyncio
     import gc
 
     from parse_actors.engine.coordinator import Simulation
     from parse_actors.metrics import RunDir
 
+    assert gc.isenabled()
+    collections: list[int] = []
+    on_collect = lambda phase, info: phase == "start" and collections.append(info["generation"])  # noqa: E731
     sim = Simulation(scenario(), RunDir(tmp_path / "run"), "inline")
     try:
         asyncio.run(sim.setup())
-        assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > 0 and not gc.isenabled()
+        gc.callbacks.append(on_collect)
+
+        async def two_periods():
+            async for _ in sim.periods(2):
+                pass
+        asyncio.run(two_periods())
+        assert collections == [2, 2]
     finally:
+        if on_collect in gc.callbacks:
+            gc.callbacks.remove(on_collect)
         sim.close()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_policy_answers_are_remembered_per_clock():
