@@ -83,18 +83,17 @@ class LoopbackCluster:
 
     def freeze_worker_node(self) -> None:
         """SIGSTOP the worker's raylet and everything under it (its actors): a hung node."""
-        todo, seen = [self.worker_raylet], []
-        while todo:
-            p = todo.pop()
-            seen.append(p)
-            todo += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
-                                                     text=True).stdout.split()]
-        for p in seen:
+        self.frozen = _with_descendants({self.worker_raylet})
+        for p in self.frozen:
             os.kill(p, signal.SIGSTOP)
 
     def stop(self) -> None:
+        """Kill every process of the cluster: those naming its temp dir, whatever runs
+        under them, and whatever was frozen. Ray's agents and workers rename
+        themselves (ray::DashboardAgent, ray::AgentHost) so only the tree finds them,
+        and a frozen one never notices its raylet is gone."""
         for _ in range(3):
-            pids = _pids(self.tmp)
+            pids = _with_descendants(_pids(self.tmp) | getattr(self, "frozen", set()))
             if not pids:
                 break
             for p in pids:
@@ -102,8 +101,22 @@ class LoopbackCluster:
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            self.frozen = set()
             time.sleep(0.5)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _with_descendants(pids: set[int]) -> set[int]:
+    """`pids` (those still alive) and every process under them."""
+    todo, seen = [p for p in pids if Path(f"/proc/{p}").exists()], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
+                                                 text=True).stdout.split()]
+    return seen
 
 
 def _parse_sim(*args: str, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
