@@ -170,6 +170,9 @@ class GroupStepper:
 
     # -- batched steps -------------------------------------------------------------------
     def _grad_fn(self, sig: tuple, template: Agent, names: list[str]) -> Callable:
+        """The vmap-ed gradient of one signature, built once. `template` lends only its
+        module structure (functional_call swaps the stacked parameters in), so the
+        probe's copy it is first built on serves every later batch of that signature."""
         fn = self._fns.get(sig)
         if fn is None:
             from torch.func import functional_call, grad_and_value, vmap
