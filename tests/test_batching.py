@@ -108,6 +108,14 @@ CHURN = ("network.churn={model: sessions, online: {dist: exponential, mean_s: 0.
     ("modality_loss", ["protocol.rounds=6", "data.schedule=[{agent: 6, modality: audio, at_s: 0.1, action: lose}, "
                        "{agent: 7, modality: audio, at_s: 0.1, action: lose}, "
                        "{agent: 7, modality: audio, at_s: 0.25, action: gain}]"]),
+    # batched stepping on (the unbatched run trains every agent alone): CHOCO outcomes are
+    # applied after a batch's training, and a regained modality mixes momentum states
+    ("quickstart", ["engine.batched_stepping=on", "protocol.payload_budget=55000", "protocol.priority=change",
+                    "protocol.compression={encoder: {topk: 0.05}, red: int8, syn: {randk: 0.2}}"]),
+    ("modality_loss", ["engine.batched_stepping=on", "protocol.rounds=6",
+                       "data.schedule=[{agent: 6, modality: audio, at_s: 0.1, action: lose}, "
+                       "{agent: 7, modality: audio, at_s: 0.1, action: lose}, "
+                       "{agent: 7, modality: audio, at_s: 0.25, action: gain}]"]),
 ])
 def test_batched_run_gives_the_same_tables(tmp_path, monkeypatch, scenario, overrides):
     sc = load_scenario(ROOT / "scenarios" / f"{scenario}.yaml",
@@ -126,6 +134,8 @@ def test_batched_run_gives_the_same_tables(tmp_path, monkeypatch, scenario, over
         if a.exists():
             assert a.read_text() == b.read_text(), f
     assert summary_sans_wall(tmp_path / "batched") == summary_sans_wall(tmp_path / "plain")
+    if "engine.batched_stepping=on" in overrides:  # agents did step together in the batched run
+        assert json.loads((tmp_path / "batched" / "run.json").read_text())["batched_stepping"]["stepped"]["batched"] > 0
     if scenario == "modality_loss":  # the sensor changes did happen within the run
         assert (tmp_path / "batched" / "events.jsonl").read_text().count('"event": "modality"') == 3
 
