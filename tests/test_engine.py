@@ -70,14 +70,18 @@ def test_same_seed_same_events_other_seed_differs(inline_small, tmp_path):
 
 # ---------------------------------------------------------------- fault tolerance
 @pytest.mark.ray
-def test_killed_host_is_restarted_and_run_is_unchanged(inline_small, ray_instance, tmp_path):
+def test_killed_host_is_recovered_and_run_is_unchanged(inline_small, ray_instance, tmp_path):
+    """Restarted in a new actor, or (when the loaded machine frees no CPU for one
+    within engine.restart_timeout_s) its agents moved onto the other host: one
+    recovery either way, and the metrics of a run where nothing died."""
     kill_after_round_0, killed = kill_host_after_round(0)
     out = tmp_path / "killed"
     run_scenario(scenario("engine.hosts=2"), out, backend="ray", hooks=[kill_after_round_0])
     assert killed == [0]
-    restarts = [e for e in events(out) if e["event"] == "host_restart"]
-    assert len(restarts) == 1 and restarts[0]["host"] == 0
-    assert json.loads((out / "run.json").read_text())["host_restarts"] == 1
+    recoveries = [e for e in events(out) if e["event"] in ("host_restart", "host_replaced")]
+    assert len(recoveries) == 1 and recoveries[0]["host"] == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["host_restarts"] + run["hosts_replaced"] == 1, run
     # exact replay from the checkpoint: the same metrics as a run where nothing died
     assert (out / "metrics.csv").read_text() == (inline_small / "metrics.csv").read_text()
 

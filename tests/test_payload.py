@@ -362,14 +362,18 @@ def test_compressed_budgeted_run_same_inline_and_ray(tmp_path, ray_instance, ext
 
 @pytest.mark.ray
 def test_killed_host_restarts_with_its_choco_and_change_state(tmp_path, ray_instance):
-    """A host lost mid-run is restarted from the object-store snapshot, which holds the
-    CHOCO copies and change trackers: the run ends as if nothing died."""
+    """A host lost mid-run is recovered from the last snapshot, which holds the CHOCO
+    copies and change trackers: the run ends as if nothing died. Whether it is
+    restarted in a new actor or its agents move onto the surviving host depends on
+    whether the loaded machine frees a CPU for a new actor within
+    engine.restart_timeout_s, so either counts; the metrics are identical both ways."""
     over = (CODECS, "protocol.payload_budget=30000", "protocol.priority=change", "engine.hosts=2",
             "protocol.rounds=4")
     run_scenario(scenario(*over), tmp_path / "inline", backend="inline")
     kill_after_round_1, killed = kill_host_after_round(1)
     run_scenario(scenario(*over), tmp_path / "ray", backend="ray", hooks=[kill_after_round_1])
     assert killed == [1]
-    assert json.loads((tmp_path / "ray" / "run.json").read_text())["host_restarts"] == 1
+    run = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run["host_restarts"] + run["hosts_replaced"] == 1, run
     for name in ("metrics.csv", "comm.csv"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "inline" / name).read_text(), name

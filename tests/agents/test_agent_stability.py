@@ -47,30 +47,36 @@ def _train(fd, train, method, optim=None):
 
 @pytest.fixture(scope="module")
 def trained(audio_data):
+    """Both networks trained under the default clipping (clip_grad_norm 5), the
+    only regime a test may compare: without clipping training on this audio data
+    is unstable, and where an unstable run ends depends on the CPU's kernels (on
+    one machine fission 0.64 vs monolithic 0.15, on another 0.51 vs 0.69)."""
     fd, train = audio_data
-    return {
-        (m, clip): _train(fd, train, m, OptimConfig(lr=0.05, momentum=0.9, clip_grad_norm=clip))
-        for m in ("local", "local_mono")
-        for clip in (5.0, None)
-    }
+    assert OptimConfig().clip_grad_norm == 5.0
+    return {m: _train(fd, train, m, OptimConfig(lr=0.05, momentum=0.9)) for m in ("local", "local_mono")}
 
 
-def test_fission_fits_training_set_like_monolithic(trained, audio_data):
-    """(a) 200 steps at lr 0.05, momentum 0.9. With the default clipping (5) the
-    fission agent fits its training set (measured 0.94; mono 0.79); without
-    clipping both are unstable on this audio data (measured 0.64 vs 0.15: the
-    monolithic agent dies), and fission still does at least as well."""
+def test_fission_fits_training_set_under_default_clipping(trained, audio_data):
+    """(a) 200 steps at lr 0.05, momentum 0.9, default clipping: the fission agent
+    fits its training set (measured 0.94 on two CPUs; it was 0.29 when its
+    objective was 3x the monolithic one's) and its loss falls without blowing up:
+    no round ends more than 1 nat above the best round before it (minibatch noise
+    measured up to 0.36; a diverging run jumps by several nats or to NaN), and
+    the last 5 rounds average under 0.6x the first round's loss. The monolithic agent is checked the same way, with a
+    looser fit (measured 0.72-0.79): neither outcome is compared with the other."""
     n = len(audio_data[1])
     assert 150 <= n <= 250
-    for clip in (5.0, None):
-        fission, mono = trained[("local", clip)][0], trained[("local_mono", clip)][0]
-        print(f"clip {clip}: train acc fission {fission:.3f} monolithic {mono:.3f} (n={n})")
-        assert fission >= mono, (clip, fission, mono)
-    assert trained[("local", 5.0)][0] >= 0.85
+    for method, fit in (("local", 0.85), ("local_mono", 0.5)):
+        acc, losses, _ = trained[method]
+        print(f"{method}: train acc {acc:.3f} (n={n}); losses {[round(x, 3) for x in losses]}")
+        assert acc >= fit, (method, acc)
+        best = [min(losses[: i + 1]) for i in range(len(losses))]
+        assert all(x <= b + 1.0 for x, b in zip(losses[1:], best)), (method, losses)
+        assert sum(losses[-5:]) / 5 < 0.6 * losses[0], (method, losses)
 
 
 def test_no_nan_in_training(trained):
-    """(b) Every round's loss and every final parameter is finite."""
+    """(b) Every round's loss and every final parameter is finite (default clipping)."""
     for key, (_, losses, params_finite) in trained.items():
         assert all(math.isfinite(x) for x in losses), key
         assert params_finite, key
