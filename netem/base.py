@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from typing import Annotated, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+
+from .limits import MAX_LATENCY_MS, MAX_RATE_MBPS, MIN_RATE_MBPS
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
+
+
+def _at_least_one_bit_per_s(v: float) -> float:
+    if v < MIN_RATE_MBPS:
+        raise ValueError(f"rate {v:g} Mbit/s is below 1 bit/s ({MIN_RATE_MBPS:g} Mbit/s)")
+    return v
+
+
+#: A link or access rate in Mbit/s: from 1 bit/s to 10 Tbit/s (netem.limits).
+Mbps = Annotated[float, Field(gt=0.0, le=MAX_RATE_MBPS), AfterValidator(_at_least_one_bit_per_s)]
+#: A latency in ms: from 0 to one day (netem.limits).
+LatencyMs = Annotated[float, Field(ge=0.0, le=MAX_LATENCY_MS)]
 
 
 def _tagged(field: str, default: str, *models: type[BaseModel]):

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import topology as topo
 from .config import ListStragglers, MobilityDynamics, NetworkConfig, TraceChurn, TraceLatency
 from .errors import ConfigError, TraceFormatError, trace_errors
+from .limits import MAX_LATENCY_MS
 from .links import map_hosts
 from .tracefiles import (cached_bandwidth_trace, cached_latency_matrix, load_availability, resolve_bandwidth,
                          resolve_latency, resolve_path)
@@ -26,7 +27,12 @@ def check_network(cfg: NetworkConfig, n_nodes: int, base_dir: str | Path | None 
     if cfg.link.bandwidth is not None:
         bw = cfg.link.bandwidth
         with trace_errors("link.bandwidth.trace"):
-            cached_bandwidth_trace(resolve_bandwidth(bw.trace, base_dir), scale=bw.scale, name=bw.trace)
+            path = resolve_bandwidth(bw.trace, base_dir)
+            cached_bandwidth_trace(path, name=bw.trace)
+        try:
+            cached_bandwidth_trace(path, scale=bw.scale, name=bw.trace)
+        except ValueError as e:  # the file is fine at scale 1: the scale takes it past the limits
+            raise ConfigError("link.bandwidth.scale", f"{path}: {e}") from None
     for key in ("uplink_mbps", "downlink_mbps"):
         v = getattr(cfg.access, key)
         if isinstance(v, list) and len(v) != n:
@@ -65,6 +71,10 @@ def _check_latency(lat, n: int, base_dir) -> None:
             )
     elif lat.locations is not None:
         raise ConfigError("link.latency.locations", "only used with mapping 'nearest_city'")
+    worst = matrix.max_ms() * lat.scale / 2
+    if worst > MAX_LATENCY_MS:
+        raise ConfigError("link.latency.scale", f"{pings}: scale {lat.scale:g} makes one-way latencies up to "
+                          f"{worst:.3g} ms, more than {MAX_LATENCY_MS:g} ms (one day)")
     try:
         map_hosts(matrix, lat.mapping, n, lat.locations, None)
     except ValueError as e:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from .base import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, StrictModel, _tagged, ordered
+from .base import LatencyMs, Mbps, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, StrictModel, _tagged, ordered
 from .distributions import (
     ConstantLatency,
     ExponentialSession,
@@ -206,7 +206,7 @@ class LinkConfig(StrictModel):
 
     latency: Latency = Field(default_factory=ConstantLatency)
     """One-way propagation latency model (`dist`: constant, normal, lognormal, uniform, trace)."""
-    bandwidth_mbps: PosFloat | None = 100.0
+    bandwidth_mbps: Mbps | None = 100.0
     """Constant link rate in Mbit/s; serialization takes nbytes * 8 / (bandwidth_mbps * 1e6) s. Null (and ignored) when `bandwidth` gives a trace."""
     bandwidth: BandwidthTraceConfig | None = None
     """A bandwidth trace instead of `bandwidth_mbps`."""
@@ -231,9 +231,9 @@ class AccessConfig(StrictModel):
     unlimited. Four simultaneous sends through one uplink each get a quarter of it.
     """
 
-    uplink_mbps: PosFloat | list[PosFloat] | None = None
+    uplink_mbps: Mbps | list[Mbps] | None = None
     """Upload capacity of each node, Mbit/s."""
-    downlink_mbps: PosFloat | list[PosFloat] | None = None
+    downlink_mbps: Mbps | list[Mbps] | None = None
     """Download capacity of each node, Mbit/s."""
 
     @property
@@ -508,13 +508,13 @@ class MobilityDynamics(_DynamicsBase):
     """Pause at each waypoint, seconds."""
     step_s: PosFloat = 1.0
     """How often positions and edges are updated, seconds."""
-    latency_near_ms: NonNegFloat = 1.0
+    latency_near_ms: LatencyMs = 1.0
     """Latency at distance 0, ms."""
-    latency_far_ms: NonNegFloat = 5.0
+    latency_far_ms: LatencyMs = 5.0
     """Latency at the edge of range, ms."""
-    bandwidth_near_mbps: PosFloat = 54.0
+    bandwidth_near_mbps: Mbps = 54.0
     """Rate at distance 0, Mbit/s."""
-    bandwidth_far_mbps: PosFloat = 6.0
+    bandwidth_far_mbps: Mbps = 6.0
     """Rate at the edge of range, Mbit/s."""
 
     @model_validator(mode="after")

@@ -11,12 +11,12 @@ conversion is rejected when the scenario is validated, not when it runs.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from .base import NonNegFloat, PosFloat, StrictModel, _tagged, ordered
+from .base import LatencyMs, NonNegFloat, PosFloat, StrictModel, _tagged, ordered
 
 Kind = Literal["constant", "normal", "lognormal", "uniform", "exponential", "weibull"]
 
@@ -101,7 +101,7 @@ class ConstantLatency(_Distribution):
 
     dist: Literal["constant"] = "constant"
     """Constant latency."""
-    ms: NonNegFloat = 10.0
+    ms: LatencyMs = 10.0
     """One-way latency in milliseconds."""
 
     def sampler(self) -> Sampler:
@@ -118,9 +118,9 @@ class NormalLatency(_DrawnLatency):
 
     dist: Literal["normal"] = "normal"
     """Truncated normal latency."""
-    mean_ms: NonNegFloat = 10.0
+    mean_ms: LatencyMs = 10.0
     """Mean before truncation, ms."""
-    std_ms: NonNegFloat = 2.0
+    std_ms: LatencyMs = 2.0
     """Standard deviation before truncation, ms."""
 
     def sampler(self) -> Sampler:
@@ -132,9 +132,9 @@ class LognormalLatency(_DrawnLatency):
 
     dist: Literal["lognormal"] = "lognormal"
     """Log-normal latency."""
-    mean_ms: PosFloat = 10.0
+    mean_ms: Annotated[LatencyMs, Field(gt=0.0)] = 10.0
     """Mean of the latency, ms."""
-    std_ms: NonNegFloat = 5.0
+    std_ms: LatencyMs = 5.0
     """Standard deviation of the latency, ms."""
 
     overflow_hint: ClassVar[str] = "std_ms / mean_ms is too large"
@@ -150,9 +150,9 @@ class UniformLatency(_DrawnLatency):
 
     dist: Literal["uniform"] = "uniform"
     """Uniform latency."""
-    low_ms: NonNegFloat = 5.0
+    low_ms: LatencyMs = 5.0
     """Lower bound, ms."""
-    high_ms: NonNegFloat = 15.0
+    high_ms: LatencyMs = 15.0
     """Upper bound, ms (>= low_ms)."""
 
     @model_validator(mode="after")

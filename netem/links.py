@@ -113,13 +113,16 @@ class TraceLatencyModel(LatencyModel):
         self.jitter = jitter
         self.scale = scale
         self.rng = rng
+        self._pairs: dict[tuple[int, int], tuple[float, float, float]] = {}  # only the node pairs that talk
 
     def one_way(self, u: int, v: int) -> tuple[float, float, float]:
         """(mean, std, floor) of the one-way latency u -> v, seconds."""
-        i, j = self.hosts[u], self.hosts[v]
-        m = self.matrix
-        k = self.scale / 2000.0  # RTT ms -> one-way s
-        return float(m.avg[i, j]) * k, float(m.mdev[i, j]) * k, float(m.min[i, j]) * k
+        got = self._pairs.get((u, v))
+        if got is None:
+            mn, avg, mdev = self.matrix.stats(self.hosts[u], self.hosts[v])  # map_hosts chose measured pairs
+            k = self.scale / 2000.0  # RTT ms -> one-way s
+            got = self._pairs[(u, v)] = (avg * k, mdev * k, mn * k)
+        return got
 
     def link_constant(self, u: int, v: int) -> float | None:
         return None if self.jitter else self.one_way(u, v)[0]
@@ -163,7 +166,7 @@ def map_hosts(
     complete = matrix.complete_hosts()
     if not complete:
         raise ValueError(f"{matrix.source}: no host has measurements to all others")
-    cand = [matrix.index[h] for h in complete]
+    cand = [matrix.index_of(h) for h in complete]
     if mapping == "ordered":
         return [cand[i % len(cand)] for i in range(n)]
     if mapping == "seeded":
@@ -202,12 +205,10 @@ def map_hosts(
             out.append(near[int(np.argmin(_haversine_km(lat, lon, lats, lons)))][0])
     if len(out) != n:
         raise ValueError(f"need one location per node: {len(out)} for {n} nodes")
-    chosen = sorted(set(out))
-    for a in chosen:
-        for b in chosen:
-            if np.isnan(matrix.avg[a, b]):
-                ca, cb = servers[matrix.hosts[a]].city, servers[matrix.hosts[b]].city
-                raise ValueError(f"no measurement between the hosts in {ca} and {cb}; pick other locations")
+    gap = matrix.missing_pair(out)
+    if gap is not None:
+        ca, cb = (servers[matrix.hosts[h]].city for h in gap)
+        raise ValueError(f"no measurement between the hosts in {ca} and {cb}; pick other locations")
     return out
 
 

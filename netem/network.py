@@ -28,6 +28,7 @@ from .checks import check_network
 from .churn import ChurnSchedule
 from .dynamics import MobilityDynamics, make_dynamics
 from .errors import ConfigError, TraceFormatError
+from .limits import MAX_MESSAGE_BYTES
 from .links import ConstantLatencyModel, Link, make_bandwidth_model, make_latency_model
 from .loss import Outages, make_loss_model
 from .records import DELIVERED, DROPPED, PENDING, MessageRecord
@@ -250,8 +251,8 @@ class Network:
         n = self.n_nodes
         if not (0 <= src < n and 0 <= dst < n) or src == dst:
             raise ValueError(f"bad endpoints {src} -> {dst} for {n} nodes")
-        if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        if not 0 <= nbytes <= MAX_MESSAGE_BYTES:
+            raise ValueError(f"nbytes must be in [0, 2**53], got {nbytes}")
         env = self.env
         now = env._now
         mid = self._next_id

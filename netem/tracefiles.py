@@ -13,23 +13,32 @@ separated by whitespace or commas):
 - edge list: `u  v` per line (further columns are ignored).
 
 Every reader rejects a malformed line with a TraceFormatError naming the file
-and the line number.
+and the line number, and holds every file to netem.limits: a regular file of
+at most 64 MiB and 1,000,000 lines; finite numbers; rates in [0, 10 Tbit/s];
+bandwidth samples at least 1 ms apart; round-trip times in [0, one day];
+timestamps in [0, 1e10] s; each latency pair and server id given once. Memory
+grows with the lines of a file, never with the square of its hosts.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import heapq
 import io
 import math
 import os
 import re
+import stat
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import TraceFormatError
+from .limits import (MAX_FILE_BYTES, MAX_FILE_LINES, MAX_HOST_ID, MAX_LATENCY_MS, MAX_LINE_CHARS, MAX_RATE_MBPS,
+                     MAX_TRACE_TIME_S, MIN_RATE_MBPS, MIN_SAMPLE_SPACING_S)
 
 TRACE_DIR = Path(__file__).resolve().parent / "traces"
 
@@ -65,6 +74,8 @@ def resolve_path(spec: str | Path, base_dir: str | Path | None) -> Path:
 
 def _existing(p: Path, kind: str, shipped: dict) -> Path:
     if not p.is_file():
+        if p.exists():
+            raise TraceFormatError(p, None, f"{kind} trace is not a regular file")
         names = ", ".join(sorted(shipped))
         raise FileNotFoundError(f"{kind} trace {str(p)!r} not found (shipped names: {names})")
     return p
@@ -92,8 +103,24 @@ def resolve_latency(
 
 
 def _read_text(path: Path) -> str:
-    """The file as text; undecodable bytes are reported with their line number."""
-    data = Path(path).read_bytes()
+    """The file as text: a regular file of at most MAX_FILE_BYTES, in UTF-8
+    (undecodable bytes are reported with their line number). Opened without
+    blocking, so a FIFO or device is refused instead of waited on."""
+    too_large = f"larger than {MAX_FILE_BYTES >> 20} MiB"
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise TraceFormatError(path, None, "not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise TraceFormatError(path, None, too_large)
+        chunks, total = [], 0  # in pieces: read(n) would reserve n bytes up front
+        while chunk := fh.read(min(1 << 20, MAX_FILE_BYTES + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_FILE_BYTES:  # it grew since the stat
+                raise TraceFormatError(path, None, too_large)
+    data = b"".join(chunks)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -101,9 +128,19 @@ def _read_text(path: Path) -> str:
         raise TraceFormatError(path, line, "not UTF-8 text") from None
 
 
+def _lines(path: Path):
+    """The file's lines (ends kept), at most MAX_FILE_LINES of at most MAX_LINE_CHARS each."""
+    for lineno, line in enumerate(io.StringIO(_read_text(path), newline=""), 1):
+        if lineno > MAX_FILE_LINES:
+            raise TraceFormatError(path, lineno, f"more than {MAX_FILE_LINES:,} lines")
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise TraceFormatError(path, lineno, f"line longer than {MAX_LINE_CHARS:,} characters")
+        yield line
+
+
 def _data_lines(path: Path):
     """(line number, fields) of non-blank, non-comment lines."""
-    for lineno, raw in enumerate(_read_text(path).splitlines(), 1):
+    for lineno, raw in enumerate(_lines(path), 1):
         line = raw.split("#", 1)[0].strip()
         if line:
             yield lineno, [f for f in re.split(r"[,\s]+", line) if f]
@@ -111,7 +148,7 @@ def _data_lines(path: Path):
 
 def _csv_rows(path: Path):
     """(line number, fields) of a CSV file; syntax errors name the line."""
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(_lines(path))
     try:
         for rec in reader:
             yield reader.line_num, rec
@@ -129,6 +166,24 @@ def _number(path: Path, lineno: int, text: str, what: str) -> float:
     return v
 
 
+def _bounded(path: Path, lineno: int, text: str, what: str, high: float, unit: str) -> float:
+    """A number in [0, high]; the error says which bound and in what unit."""
+    v = _number(path, lineno, text, what)
+    if not 0.0 <= v <= high:
+        raise TraceFormatError(path, lineno, f"{what} must be in [0, {high:g}] {unit}, got {text}")
+    return v
+
+
+def _host_id(path: Path, lineno: int, text: str, what: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise TraceFormatError(path, lineno, f"{what} must be an integer host id, got {text.strip()[:40]!r}") from None
+    if not 0 <= v <= MAX_HOST_ID:
+        raise TraceFormatError(path, lineno, f"{what} must be in [0, 2**62], got {text.strip()[:40]}")
+    return v
+
+
 # --------------------------------------------------------------------------- bandwidth
 
 
@@ -136,26 +191,41 @@ class BandwidthTrace:
     """A looping piecewise-constant rate; transfers integrate across rate changes.
 
     Times are trace-local; a link reads it with an `offset` (its phase), i.e.
-    at trace time `t + offset`.
+    at trace time `t + offset`. A delivery time is a binary search on the
+    cumulative volume, whatever the number of samples. The constructor
+    enforces netem's limits (netem.limits) on the arrays it is given; the file
+    reader checks each line first, so its errors name the line.
     """
 
     def __init__(self, times, mbps, name: str = "", scale: float = 1.0):
         t = np.asarray(times, dtype=float)
-        r = np.asarray(mbps, dtype=float) * 1e6 * scale
-        if t.ndim != 1 or t.shape != r.shape or len(t) == 0:
+        mb = np.asarray(mbps, dtype=float)
+        if t.ndim != 1 or t.shape != mb.shape or len(t) == 0:
             raise ValueError("times and rates must be equal-length non-empty sequences")
+        _check_samples(t, mb, scale)
+        r = mb * 1e6 * scale
         t = t - t[0]
         last = float(np.mean(np.diff(t))) if len(t) > 1 else 1.0
         self.name = name
+        self.scale = scale
         self.starts = t
         self.bps = r
+        self._mbps = mb
         self.period = float(t[-1] + last)
         ends = np.append(t[1:], self.period)
         self.cum = np.concatenate([[0.0], np.cumsum(r * (ends - t))])  # bits at each start, then total
         self.bits_per_period = float(self.cum[-1])
         if not self.bits_per_period > 0:
             raise ValueError(f"bandwidth trace {name!r} carries no data (all rates are zero)")
+        mean = self.bits_per_period / self.period
+        if mean < MIN_RATE_MBPS * 1e6:
+            raise ValueError(f"mean rate {mean:.3g} bit/s is below {MIN_RATE_MBPS * 1e6:g} bit/s"
+                             + (f" (rates times scale {scale:g})" if scale != 1.0 else ""))
         self._bounds = np.append(t, self.period)
+
+    def scaled(self, scale: float) -> BandwidthTrace:
+        """The same trace with every rate multiplied by `scale` (ValueError past netem's limits)."""
+        return BandwidthTrace(self.starts, self._mbps, name=self.name, scale=self.scale * scale)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -170,18 +240,25 @@ class BandwidthTrace:
         return float(self.bps[i])
 
     def next_change(self, t: float, offset: float = 0.0) -> float:
-        """The first time strictly after t at which the rate changes (a sample boundary)."""
+        """The first time strictly after t at which the rate changes (a sample boundary).
+
+        A binary search, then at most two more boundaries: one closer than an
+        ulp of t is already behind us, and the next is MIN_SAMPLE_SPACING_S
+        further, which the clock resolves for any t below 2**42 s. So every
+        call moves time forward by about a sample spacing, never by nothing.
+        """
         tau = self._local(t + offset)
         bounds = self._bounds
         i = int(np.searchsorted(bounds, tau, "right"))
         laps = 0
-        while True:
+        for _ in range(3):
             if i >= len(bounds):  # wrap: boundary 0 of the next lap equals `period` of this one
                 i, laps = 1, laps + 1
             cand = t + ((laps * self.period + float(bounds[i])) - tau)
-            if cand > t:  # a boundary closer than one ulp of t is already behind us
+            if cand > t:
                 return cand
             i += 1
+        raise ValueError(f"virtual time {t!r} s is too large to resolve the samples of bandwidth trace {self.name!r}")
 
     def _cum_at(self, tau: float) -> float:
         i = int(np.searchsorted(self.starts, tau, "right")) - 1
@@ -196,7 +273,12 @@ class BandwidthTrace:
         )
 
     def finish_time(self, t0: float, bits: float, offset: float = 0.0) -> float:
-        """When a transfer of `bits` started at t0 completes."""
+        """When a transfer of `bits` started at t0 completes.
+
+        `target / w` below is finite: the constructor keeps every rate within
+        MAX_RATE_MBPS and the mean rate at least MIN_RATE_MBPS, and a
+        message is at most MAX_MESSAGE_BYTES.
+        """
         if bits <= 0:
             return t0
         tau0 = self._local(t0 + offset)
@@ -219,6 +301,29 @@ class BandwidthTrace:
         return t0 + ((k * self.period + tau1) - tau0)
 
 
+def _check_samples(t: np.ndarray, mbps: np.ndarray, scale: float) -> None:
+    """netem's limits on a bandwidth trace's arrays (ValueError naming the first bad sample)."""
+    if not (np.isfinite(t).all() and np.isfinite(mbps).all()):
+        raise ValueError("times and rates must be finite")
+    if len(t) > MAX_FILE_LINES:
+        raise ValueError(f"{len(t):,} samples, at most {MAX_FILE_LINES:,}")
+    if t.min() < 0 or t.max() > MAX_TRACE_TIME_S:
+        raise ValueError(f"times must be in [0, {MAX_TRACE_TIME_S:g}] s")
+    gaps = np.diff(t)
+    if len(gaps) and gaps.min() < MIN_SAMPLE_SPACING_S * (1 - 1e-9):
+        i = int(np.argmin(gaps))
+        raise ValueError(f"samples {i} and {i + 1} are {gaps[i]:.3g} s apart; "
+                         f"they must be at least {MIN_SAMPLE_SPACING_S * 1e3:g} ms apart")
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if mbps.min() < 0:
+        raise ValueError("rates must be >= 0")
+    top = float(mbps.max()) * scale
+    if top > MAX_RATE_MBPS:
+        raise ValueError(f"peak rate {top:.3g} Mbit/s" + (f" (rates times scale {scale:g})" if scale != 1.0 else "")
+                         + f" exceeds {MAX_RATE_MBPS:g} Mbit/s (10 Tbit/s)")
+
+
 def load_bandwidth_trace(path: str | Path, scale: float = 1.0, name: str | None = None) -> BandwidthTrace:
     """Read a `time_seconds Mbit/s` trace; see the module docstring."""
     path = Path(path)
@@ -233,10 +338,18 @@ def load_bandwidth_trace(path: str | Path, scale: float = 1.0, name: str | None 
         r = _number(path, lineno, fields[1], "rate")
         if t < 0:
             raise TraceFormatError(path, lineno, f"time must be >= 0, got {t}")
+        if t > MAX_TRACE_TIME_S:
+            raise TraceFormatError(path, lineno, f"time must be <= {MAX_TRACE_TIME_S:g} s, got {fields[0]}")
         if r < 0:
             raise TraceFormatError(path, lineno, f"rate must be >= 0 Mbit/s, got {r}")
+        if r > MAX_RATE_MBPS:
+            raise TraceFormatError(path, lineno, f"rate must be <= {MAX_RATE_MBPS:g} Mbit/s (10 Tbit/s), "
+                                   f"got {fields[1]}")
         if times and t <= times[-1]:
             raise TraceFormatError(path, lineno, f"times must increase strictly ({t} after {times[-1]})")
+        if times and t - times[-1] < MIN_SAMPLE_SPACING_S * (1 - 1e-9):
+            raise TraceFormatError(path, lineno, f"sample {t - times[-1]:.3g} s after the previous one; samples "
+                                   f"must be at least {MIN_SAMPLE_SPACING_S * 1e3:g} ms apart")
         times.append(t)
         rates.append(r)
     if not times:
@@ -271,55 +384,141 @@ class Server:
 
 
 class LatencyMatrix:
-    """Measured round-trip statistics between hosts, in milliseconds.
+    """Measured round-trip statistics between hosts, in milliseconds, kept sparse.
 
-    Missing directions are filled from the reverse direction, a missing
-    self-ping is 0; `complete_hosts` lists hosts with data to every other host.
+    Only the measured pairs are stored (sorted keys `i * len(hosts) + j` over
+    host indices, and one value array per statistic), so memory grows with the
+    rows of the file, not with hosts squared. A missing direction is read from
+    the reverse direction, a missing self-ping is 0; `complete_hosts` lists
+    hosts with data to every other host.
     """
 
-    def __init__(self, hosts: list[int], avg, mn, mdev, servers: dict[int, Server] | None, source: str = ""):
-        self.hosts = list(hosts)
-        self.index = {h: i for i, h in enumerate(self.hosts)}
-        self.avg = avg
-        self.min = mn
-        self.mdev = mdev
+    def __init__(self, hosts, keys, mn, avg, mdev, servers: dict[int, Server] | None, source: str = ""):
+        self.hosts = [int(h) for h in hosts]  # sorted host ids
+        self._ids = np.asarray(self.hosts, dtype=np.int64)
+        self._keys = np.asarray(keys, dtype=np.int64)  # sorted, unique
+        self._min = np.asarray(mn, dtype=float)
+        self._avg = np.asarray(avg, dtype=float)
+        self._mdev = np.asarray(mdev, dtype=float)
         self.servers = servers
         self.source = source
+        self._complete: list[int] | None = None
+        self._adj: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.hosts)
 
+    @property
+    def n_pairs(self) -> int:
+        """Directed pairs measured in the file."""
+        return len(self._keys)
+
+    def max_ms(self) -> float:
+        """The largest avg or mdev round trip of the file, ms (what scaling may overflow)."""
+        return float(max(self._avg.max(), self._mdev.max())) if len(self._keys) else 0.0
+
+    def index_of(self, host: int) -> int:
+        """Index of a host id in `hosts`; KeyError if the file does not name it."""
+        i = int(np.searchsorted(self._ids, host))
+        if i >= len(self._ids) or self._ids[i] != host:
+            raise KeyError(host)
+        return i
+
+    def _find(self, i: int, j: int) -> int:
+        key = i * len(self.hosts) + j
+        p = int(np.searchsorted(self._keys, key))
+        return p if p < len(self._keys) and self._keys[p] == key else -1
+
+    def stats(self, i: int, j: int) -> tuple[float, float, float] | None:
+        """(min, avg, mdev) round trip between host indices i and j: as measured,
+        else the reverse direction, else 0 for a host with itself; None if unmeasured."""
+        p = self._find(i, j)
+        if p < 0:
+            p = self._find(j, i)
+        if p < 0:
+            return (0.0, 0.0, 0.0) if i == j else None
+        return float(self._min[p]), float(self._avg[p]), float(self._mdev[p])
+
+    def _neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Undirected adjacency of measured pairs (self-pairs left out), CSR (indptr, indices)."""
+        if self._adj is None:
+            m = len(self.hosts)
+            i, j = np.divmod(self._keys, max(m, 1))
+            off = i != j
+            lo, hi = np.minimum(i[off], j[off]), np.maximum(i[off], j[off])
+            und = np.unique(lo * m + hi)
+            a, b = np.divmod(und, max(m, 1))
+            src, dst = np.concatenate([a, b]), np.concatenate([b, a])
+            order = np.lexsort((dst, src))
+            indptr = np.zeros(m + 1, dtype=np.int64)
+            np.cumsum(np.bincount(src, minlength=m), out=indptr[1:])
+            self._adj = (indptr, dst[order])
+        return self._adj
+
     def complete_hosts(self) -> list[int]:
         """Hosts with a measurement to every other host and to themselves.
 
-        Greedy: repeatedly drops the host with most gaps until the rest is complete.
+        Greedy: repeatedly drops the host with most gaps (fewest measured
+        partners among those kept; the lowest id on a tie) until the rest is
+        complete. A heap over partner counts: O(pairs log hosts).
         """
-        have = ~np.isnan(self.avg)
-        keep = np.ones(len(self.hosts), dtype=bool)
-        while keep.any():
-            sub = have[np.ix_(keep, keep)]
-            gaps = (~sub).sum(axis=1)
-            if gaps.max() == 0:
-                break
-            idx = np.flatnonzero(keep)[int(np.argmax(gaps))]
-            keep[idx] = False
-        return [h for h, k in zip(self.hosts, keep) if k]
+        if self._complete is None:
+            m = len(self.hosts)
+            indptr, nbr = self._neighbours()
+            deg = (np.diff(indptr) + 1).tolist()  # partners among the kept hosts, itself included
+            alive = [True] * m
+            kept = m
+            if min(deg, default=m) < m:
+                heap = [(d, i) for i, d in enumerate(deg)]
+                heapq.heapify(heap)
+                while heap:
+                    d, i = heap[0]
+                    if not alive[i] or d != deg[i]:
+                        heapq.heappop(heap)  # a stale entry
+                        continue
+                    if d == kept:
+                        break  # the host with fewest partners has all of them: the rest is complete
+                    heapq.heappop(heap)
+                    alive[i] = False
+                    kept -= 1
+                    for j in nbr[indptr[i]:indptr[i + 1]].tolist():
+                        if alive[j]:
+                            deg[j] -= 1
+                            heapq.heappush(heap, (deg[j], j))
+            self._complete = [h for h, a in zip(self.hosts, alive) if a]
+        return list(self._complete)
+
+    def missing_pair(self, idx: list[int]) -> tuple[int, int] | None:
+        """The first pair (a, b) of these host indices, in sorted order, without a measurement."""
+        chosen = sorted(set(idx))
+        members = set(chosen)
+        indptr, nbr = self._neighbours()
+        for a in chosen:
+            have = {a, *(b for b in nbr[indptr[a]:indptr[a + 1]].tolist() if b in members)}
+            if len(have) < len(chosen):
+                return a, min(members - have)
+        return None
 
     def rtt_ms(self, a: int, b: int) -> tuple[float, float, float]:
         """(min, avg, mdev) round trip between host ids a and b; KeyError if unmeasured."""
-        i, j = self.index[a], self.index[b]
-        if math.isnan(self.avg[i, j]):
+        got = self.stats(self.index_of(a), self.index_of(b))
+        if got is None:
             raise KeyError(f"no measurement between hosts {a} and {b}")
-        return float(self.min[i, j]), float(self.avg[i, j]), float(self.mdev[i, j])
+        return got
 
 
 _PING_COLUMNS = ("source", "destination", "min", "avg", "max", "mdev")
 
 
 def load_latency_matrix(pings: str | Path, servers: str | Path | None = None) -> LatencyMatrix:
-    """Read a WonderProxy-style ping CSV (and optionally its servers CSV)."""
+    """Read a WonderProxy-style ping CSV (and optionally its servers CSV).
+
+    Each (source, destination) pair may appear once; round-trip times are
+    finite, in [0, MAX_LATENCY_MS] and ordered min <= avg <= max.
+    """
     pings = Path(pings)
-    rows: list[tuple[int, int, float, float, float]] = []
+    src, dst, lines = array("q"), array("q"), array("q")
+    mns, avgs, mdevs = array("d"), array("d"), array("d")
     header = None
     for lineno, rec in _csv_rows(pings):
         if not rec or not "".join(rec).strip() or rec[0].lstrip().startswith("#"):
@@ -335,45 +534,48 @@ def load_latency_matrix(pings: str | Path, servers: str | Path | None = None) ->
             continue
         if len(rec) != len(header):
             raise TraceFormatError(pings, lineno, f"expected {len(header)} fields, got {len(rec)}")
-        try:
-            a, b = int(rec[col["source"]]), int(rec[col["destination"]])
-        except ValueError:
-            raise TraceFormatError(pings, lineno, "source and destination must be integer host ids") from None
+        a = _host_id(pings, lineno, rec[col["source"]], "source")
+        b = _host_id(pings, lineno, rec[col["destination"]], "destination")
         mn, av, mx, md = (_number(pings, lineno, rec[col[c]], c) for c in ("min", "avg", "max", "mdev"))
         if min(mn, av, mx, md) < 0:
             raise TraceFormatError(pings, lineno, "round-trip times must be >= 0")
+        if max(mx, md) > MAX_LATENCY_MS:
+            raise TraceFormatError(pings, lineno, f"round-trip times must be <= {MAX_LATENCY_MS:g} ms (one day)")
         if not mn <= av <= mx:
             raise TraceFormatError(pings, lineno, f"expected min <= avg <= max, got {mn}, {av}, {mx}")
-        rows.append((a, b, mn, av, md))
-    if header is None or not rows:
+        src.append(a)
+        dst.append(b)
+        lines.append(lineno)
+        mns.append(mn)
+        avgs.append(av)
+        mdevs.append(md)
+    if header is None or not src:
         raise TraceFormatError(pings, None, "no measurements")
-    hosts = sorted({r[0] for r in rows} | {r[1] for r in rows})
-    index = {h: i for i, h in enumerate(hosts)}
-    m = len(hosts)
-    avg = np.full((m, m), np.nan)
-    mnm = np.full((m, m), np.nan)
-    mdev = np.full((m, m), np.nan)
-    for a, b, mn, av, md in rows:
-        i, j = index[a], index[b]
-        avg[i, j], mnm[i, j], mdev[i, j] = av, mn, md
-    gap = np.isnan(avg) & ~np.isnan(avg.T)
-    for arr in (avg, mnm, mdev):
-        arr[gap] = arr.T[gap]
-        # A host without a self-ping: two nodes on it are next to each other.
-        diag = np.isnan(np.diagonal(arr))
-        arr[np.flatnonzero(diag), np.flatnonzero(diag)] = 0.0
+    n = len(src)
+    ids, inv = np.unique(np.concatenate([np.frombuffer(src, np.int64), np.frombuffer(dst, np.int64)]),
+                         return_inverse=True)
+    m = len(ids)
+    keys = inv[:n] * m + inv[n:]
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    dup = np.flatnonzero(keys[1:] == keys[:-1])
+    if len(dup):
+        line_of = np.frombuffer(lines, np.int64)[order]
+        k = dup[int(np.argmin(line_of[dup + 1]))]
+        raise TraceFormatError(pings, int(line_of[k + 1]), f"measurement {src[order[k]]} -> {dst[order[k]]} "
+                               f"given twice (first on line {int(line_of[k])})")
     srv = load_servers(servers) if servers is not None else None
-    if srv is not None:
-        hosts_known = [h for h in hosts if h in srv]
-        if not hosts_known:
-            raise TraceFormatError(Path(servers), None, f"no server id matches a host of {pings}")
-    return LatencyMatrix(hosts, avg, mnm, mdev, srv, source=str(pings))
+    if srv is not None and not any(int(h) in srv for h in ids):
+        raise TraceFormatError(Path(servers), None, f"no server id matches a host of {pings}")
+    return LatencyMatrix(ids, keys, np.frombuffer(mns)[order], np.frombuffer(avgs)[order],
+                         np.frombuffer(mdevs)[order], srv, source=str(pings))
 
 
 def load_servers(path: str | Path) -> dict[int, Server]:
     """Read a WonderProxy servers CSV: id, title/name, country, latitude, longitude."""
     path = Path(path)
     out: dict[int, Server] = {}
+    first_line: dict[int, int] = {}
     header = None
     for lineno, rec in _csv_rows(path):
         if not rec or not "".join(rec).strip():
@@ -391,16 +593,16 @@ def load_servers(path: str | Path) -> dict[int, Server]:
         def get(name: str, rec=rec) -> str:
             return rec[col[name]].strip() if name in col and col[name] < len(rec) else ""
 
-        try:
-            sid = int(get("id"))
-        except ValueError:
-            raise TraceFormatError(path, lineno, f"server id must be an integer, got {get('id')!r}") from None
+        sid = _host_id(path, lineno, get("id"), "server id")
+        if sid in out:
+            raise TraceFormatError(path, lineno, f"server id {sid} given twice (first on line {first_line[sid]})")
         lat = _number(path, lineno, get("latitude"), "latitude")
         lon = _number(path, lineno, get("longitude"), "longitude")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise TraceFormatError(path, lineno, f"latitude/longitude out of range: {lat}, {lon}")
         city = get("title") or get("name") or get("location")
         out[sid] = Server(sid, get("name") or city, city, get("country"), lat, lon)
+        first_line[sid] = lineno
     if not out:
         raise TraceFormatError(path, None, "no servers")
     return out
@@ -414,7 +616,11 @@ def _label_key(label: str):
 
 
 def load_availability(path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Online sessions per node label, merged and sorted; labels in natural order."""
+    """Online sessions per node label, merged and sorted; labels in natural order.
+
+    Lines may come in any order: each is one session, and a node's sessions
+    that overlap or touch are merged into one.
+    """
     path = Path(path)
     sessions: dict[str, list[tuple[float, float]]] = {}
     for lineno, fields in _data_lines(path):
@@ -422,9 +628,9 @@ def load_availability(path: str | Path) -> dict[str, list[tuple[float, float]]]:
             raise TraceFormatError(path, lineno, f"expected 3 columns 'node start_s end_s', got {len(fields)}")
         if not sessions and not _is_number(fields[1]) and not _is_number(fields[2]):
             continue  # a header line
-        a = _number(path, lineno, fields[1], "start_s")
-        b = _number(path, lineno, fields[2], "end_s")
-        if a < 0 or b <= a:
+        a = _bounded(path, lineno, fields[1], "start_s", MAX_TRACE_TIME_S, "s")
+        b = _bounded(path, lineno, fields[2], "end_s", MAX_TRACE_TIME_S, "s")
+        if b <= a:
             raise TraceFormatError(path, lineno, f"need 0 <= start_s < end_s, got {a}, {b}")
         sessions.setdefault(fields[0], []).append((a, b))
     if not sessions:
@@ -458,6 +664,8 @@ def load_edge_list(path: str | Path) -> list[tuple[int, int]]:
         if u == v:
             raise TraceFormatError(path, lineno, f"self-loop {u}-{v}")
         edges.append((u, v))
+    if not edges:
+        raise TraceFormatError(path, None, "no edges")
     return edges
 
 
@@ -473,7 +681,9 @@ def _stamp(path: str | Path | None) -> tuple | None:
 
 @functools.lru_cache(maxsize=16)
 def _cached_bw(stamp: tuple, scale: float, name: str | None) -> BandwidthTrace:
-    return load_bandwidth_trace(stamp[0], scale=scale, name=name)
+    if scale != 1.0:  # the file is read once, whatever the scales asked of it
+        return _cached_bw(stamp, 1.0, name).scaled(scale)
+    return load_bandwidth_trace(stamp[0], name=name)
 
 
 @functools.lru_cache(maxsize=8)
@@ -482,7 +692,10 @@ def _cached_lat(pings: tuple, servers: tuple | None) -> LatencyMatrix:
 
 
 def cached_bandwidth_trace(path: str | Path, scale: float = 1.0, name: str | None = None) -> BandwidthTrace:
-    """`load_bandwidth_trace`, memoised per file version (treat the result as read-only)."""
+    """`load_bandwidth_trace`, memoised per file version (treat the result as read-only).
+
+    A scale past netem's limits raises a plain ValueError (the file is fine).
+    """
     return _cached_bw(_stamp(path), scale, name)
 
 

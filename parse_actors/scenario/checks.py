@@ -12,6 +12,7 @@ from pathlib import Path
 
 from netem import ConfigError as NetemConfigError
 from netem import check_network
+from netem.limits import MAX_FILE_BYTES as NETEM_MAX_FILE_BYTES
 from parse_actors.data import DataError
 from parse_actors.errors import ScenarioError
 
@@ -90,7 +91,7 @@ def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
 # Errors a semantic check of netem/ or data/ may leak on a hostile file instead
 # of its own ConfigError/DataError; they still become one line naming the key.
 _UNEXPECTED = (OSError, ValueError, RuntimeError, OverflowError, csv.Error)
-_MAX_TRACE_BYTES = 256 * 1024 * 1024
+_MAX_TRACE_BYTES = NETEM_MAX_FILE_BYTES  # netem's own bound on the files it reads (network.* keys)
 
 
 def _unexpected(e: BaseException) -> str:

@@ -217,7 +217,7 @@ def test_measured_latency_matrix_gives_half_the_round_trip():
 
     doc = {
         "topology": {"kind": "complete"},
-        "link": {"latency": {"dist": "trace", "mapping": "ordered", "jitter": False}, "bandwidth_mbps": 1e9},
+        "link": {"latency": {"dist": "trace", "mapping": "ordered", "jitter": False}, "bandwidth_mbps": 1e7},
     }
     env, net, log = build(doc, n=3)
     send_at(env, net, 0.0, 0, 1, 0)
@@ -231,7 +231,7 @@ def test_measured_latency_matrix_gives_half_the_round_trip():
 
 
 def test_measured_latency_jitter_respects_the_floor():
-    doc = {"topology": {"kind": "complete"}, "link": {"latency": {"dist": "trace"}, "bandwidth_mbps": 1e9}}
+    doc = {"topology": {"kind": "complete"}, "link": {"latency": {"dist": "trace"}, "bandwidth_mbps": 1e7}}
     env, net, log = build(doc, n=6, seed=3)
     for i in range(300):
         send_at(env, net, float(i), i % 6, (i + 1) % 6, 0)
