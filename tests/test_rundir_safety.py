@@ -658,3 +658,29 @@ def test_a_real_disk_too_small_for_the_reserve_is_refused(small_fs, capsys):
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(f"{out}: cannot write the run directory: No space left on device (parse-sim keeps "
                              "a reserve of 4 MiB"), err
+
+
+def test_sweep_refuses_a_run_that_holds_a_link(tmp_path, capsys):
+    """Planning a sweep reads its runs' scenario.yaml and summary.json: never through a link."""
+    sweep = tmp_path / "sweep"
+    cell = sweep / "seed=0"
+    cell.mkdir(parents=True)
+    (sweep / "sweep.json").write_text("{}")
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text(QUICK.read_text())
+    (cell / "scenario.yaml").symlink_to(outside)
+    rc, err = cli(capsys, "sweep", QUICK, "--out", sweep, *SETS)
+    assert rc == 2 and err == [f"{cell / 'scenario.yaml'}: is a symbolic link inside a run directory; parse-sim "
+                               "never reads, writes or deletes through one (remove the link, or copy the files in)"]
+    assert outside.read_text() == QUICK.read_text()
+
+
+def test_resume_refuses_a_fifo_in_place_of_a_run_file(cut):
+    """Opening a FIFO blocks until someone writes to it: only regular files are opened.
+    (A child process with a timeout, so that a regression fails instead of hanging.)"""
+    (cut / "events.jsonl").unlink()
+    os.mkfifo(cut / "events.jsonl")
+    r = subprocess.run([sys.executable, "-m", "parse_actors.cli", "-q", "run", "--resume", str(cut)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"{cut / 'events.jsonl'}: is not a regular file; parse-sim opens only regular files in a run directory"], r.stderr

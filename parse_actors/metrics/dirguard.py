@@ -89,8 +89,10 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
-def check_no_links(path: Path, what: str = "run directory") -> None:
-    """Refuse `path` when it is a symbolic link or holds one at its top, in plots/ or in report/."""
+def check_entries(path: Path, what: str = "run directory") -> None:
+    """Refuse `path` when it is a symbolic link or holds one at its top, in plots/ or in
+    report/, or when an entry the contract names is not what parse-sim writes there (a FIFO,
+    a device, a directory in place of a file: opening one would block or read a device)."""
     st = _lstat(path)
     if st is None:
         return
@@ -106,6 +108,9 @@ def check_no_links(path: Path, what: str = "run directory") -> None:
             for sub in _scan(Path(entry.path)):
                 if sub.is_symlink():
                     raise _link_inside(path, f"{entry.name}/{sub.name}", what)
+        elif (entry.name in CONTRACT_FILES or entry.name in (MARKER, LOCK)) and not entry.is_file(follow_symlinks=False):
+            raise refuse(f"{path / entry.name}: is not a regular file; parse-sim opens only regular files in a "
+                         f"{what}")
 
 
 def _scan(path: Path) -> list[os.DirEntry]:
@@ -121,12 +126,12 @@ def _link_inside(path: Path, name: str, what: str) -> Exception:
                   "deletes through one (remove the link, or copy the files in)")
 
 
-def check_sweep_no_links(path: Path) -> None:
+def check_sweep_entries(path: Path) -> None:
     """A sweep directory and every run directory in it (a report reads them all)."""
-    check_no_links(path, "sweep directory")
+    check_entries(path, "sweep directory")
     for entry in _scan(path):
         if entry.is_dir(follow_symlinks=False):
-            check_no_links(Path(entry.path))
+            check_entries(Path(entry.path))
 
 
 # ------------------------------------------------------------------ marker
@@ -243,7 +248,7 @@ class _Held:
         self.lock: Lock | None = None
 
     def __enter__(self):
-        check_no_links(self.path, self.what)
+        check_entries(self.path, self.what)
         if not self.path.is_dir():
             raise refuse(f"{self.path}: not a {self.what} (no such directory)")
         try:

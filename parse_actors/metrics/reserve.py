@@ -82,7 +82,7 @@ class Space:
         if want <= self.reserved:
             return
         try:
-            self._resize(want + want // 4)  # a quarter ahead: not one allocation per round
+            self._resize(want + MARGIN)  # a little ahead: tables grow every round
         except OSError as e:
             if not atomic.is_no_space(e):
                 raise

@@ -67,7 +67,7 @@ class RunDir:
             raise RunDirError(f"{path}: exists and is not a directory")
         if st is None and reuse:
             raise RunDirError(f"{path}: no such run directory")
-        dirguard.check_no_links(path)
+        dirguard.check_entries(path)
         try:
             if st is None:
                 path.mkdir(parents=True, exist_ok=True)

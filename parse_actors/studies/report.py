@@ -75,9 +75,9 @@ def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
         raise ReportError(f"--dpi: expected 20..600, got {dpi}")
     if budget is not None and not budget > 0:
         raise ReportError(f"--budget: expected a positive number of virtual seconds, got {budget}")
-    dirguard.check_no_links(path, "report directory")  # before anything in it is read or written
+    dirguard.check_entries(path, "report directory")  # before anything in it is read or written
     if is_sweep_dir(path):
-        dirguard.check_sweep_no_links(path)
+        dirguard.check_sweep_entries(path)
         return _sweep_report(load_sweep(path), target, dpi, budget)
     if is_run_dir(path):
         return _run_report(load_run(path), target, dpi)
