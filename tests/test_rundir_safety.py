@@ -62,9 +62,12 @@ def snapshot(d: Path) -> dict[str, bytes | str]:
 
 
 def cli(capsys, *args) -> tuple[int, list[str]]:
+    """Exit code and stderr lines, less the warnings a run logs on the way (`[warning ...`)."""
     capsys.readouterr()
     rc = main(["-q", *map(str, args)])
-    return rc, capsys.readouterr().err.splitlines()
+    return rc, [line for line in capsys.readouterr().err.splitlines() if not line.startswith("[warning")]
+
+
 
 
 def stop_after(rnd: int):
@@ -363,14 +366,14 @@ class Paused:
 
 
 def test_a_running_run_is_locked_against_runs_force_and_resume(reference, cut, tmp_path, capsys):
-    """A second run, a --force and a --resume of a run directory that a (resumed) run is
-    using are one line each, exit 2, and the running run ends as if alone."""
+    """A second run, a --force, a --resume and an audit of a run directory that a (resumed)
+    run is using are one line each, exit 2, and the running run ends as if alone."""
     child = Paused(tmp_path, "run", "--resume", str(cut))
     try:
         before = snapshot(cut)
         for args in (("run", QUICK, "--out", cut, "--backend", "inline", *SETS),
                      ("run", QUICK, "--out", cut, "--force", "--backend", "inline", *SETS),
-                     ("run", "--resume", cut, "--backend", "inline")):
+                     ("run", "--resume", cut, "--backend", "inline"), ("audit", cut)):
             rc, err = cli(capsys, *args)
             assert rc == 2 and len(err) == 1, (args, err)
             assert err[0].startswith(f"{cut}: in use by a running parse-sim (pid {child.proc.pid})"), err
@@ -474,12 +477,65 @@ class Disk:
 
         monkeypatch.setattr(Recorder, "record", record)
 
+    def fill_at_write(self, monkeypatch, nth: int) -> None:
+        """Full from the `nth` write (atomic file or event line) on."""
+        count = [0]
+        for module, name in ((atomic, "_write"), (logs, "_write_all")):
+            inner = getattr(module, name)
+
+            def counted(*a, _inner=inner):
+                count[0] += 1
+                if count[0] == nth:
+                    self.full = True
+                return _inner(*a)
+
+            monkeypatch.setattr(module, name, counted)
+
     def free(self) -> None:
         self.full = False
 
 
 def free_hint(err: str, out: Path) -> None:
     assert f"; free at least " in err and f" MiB on the filesystem of {out} (mounted at " in err, err
+
+
+# Writes of the small scenario's run, counted: 1 the marker, 3 scenario.yaml, 4 the first event line,
+# 118 metrics.csv after round 1, 150 an event of round 2, 317 final_weights.pt, 322 summary.json, 325 the
+# last plot (326 in all).
+@pytest.mark.parametrize("nth, outcome", [(1, "refused"), (3, "stopped"), (4, "stopped"), (118, "stopped"),
+                                          (150, "stopped"), (317, "complete"), (322, "complete"),
+                                          (325, "complete")])
+def test_a_full_disk_at_any_write_loses_nothing(nth, outcome, reference, tmp_path, capsys, monkeypatch):
+    """Whichever write finds the disk full: one line naming a file of the run (or none, when
+    the run finished into the reserve), whole files only, and once space is freed the run
+    continues (or runs again) to the uninterrupted run's tables."""
+    import csv
+
+    out = tmp_path / "run"
+    disk = Disk(monkeypatch)
+    disk.fill_at_write(monkeypatch, nth)
+    rc, err = cli(capsys, "run", QUICK, "--out", out, "--backend", "inline", *SETS)
+    if outcome == "complete":
+        assert rc == 0 and err == [], err
+    else:
+        assert rc == 2 and len(err) == 1, err
+        assert err[0].startswith(f"{out}") and "no space left on device" in err[0].lower(), err
+    if (out / "events.jsonl").exists():
+        event_lines(out)
+    for table in out.glob("*.csv"):
+        with open(table, newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows and all(len(r) == len(rows[0]) for r in rows), table
+    assert not list(out.rglob("*.tmp"))
+    disk.free()
+    if outcome == "stopped":
+        assert (out / "checkpoint.pt").is_file()
+        assert cli(capsys, "run", "--resume", out)[0] == 0
+    elif outcome == "refused":
+        assert cli(capsys, "run", QUICK, "--out", out, "--force", "--backend", "inline", *SETS)[0] == 0
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+    for name in ("metrics.csv", "comm.csv", "conflict.csv", "slice_drop.csv"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
 def test_disk_full_mid_run_keeps_the_rounds_and_resumes(reference, tmp_path, capsys, monkeypatch):
@@ -515,9 +571,11 @@ def test_disk_full_after_the_last_round_keeps_a_complete_run(reference, tmp_path
     out = tmp_path / "run"
     disk = Disk(monkeypatch)
     disk.fill_after_round(monkeypatch, 2)
-    rc, err = cli(capsys, "run", QUICK, "--out", out, "--backend", "inline", *SETS)
-    assert rc == 0, err
-    assert any("disk_full" in line for line in err), err
+    capsys.readouterr()
+    rc = main(["-q", "run", str(QUICK), "--out", str(out), "--backend", "inline", *SETS])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 0 and [line.split()[2] for line in err] == ["disk_full", "disk_full"], err
+    assert "the run stops at the end of this round" in err[0] and "wrote everything into parse-sim's reserve" in err[1]
     assert json.loads((out / "summary.json").read_text())["complete"] is True
     for name in ("metrics.csv", "events.jsonl", "comm.csv"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -531,7 +589,6 @@ def test_a_reserve_too_small_for_everything_keeps_the_tables(reference, tmp_path
     disk = Disk(monkeypatch, refill=200_000)
     disk.fill_after_round(monkeypatch, 2)
     rc, err = cli(capsys, "run", QUICK, "--out", out, "--backend", "inline", *SETS)
-    err = [line for line in err if "final_weights_skipped" not in line]
     assert rc == 2 and len(err) == 1, err
     assert "; the run finished and its tables are written; not written: final_weights.pt; free at least" in err[0]
     free_hint(err[0], out)
@@ -682,5 +739,28 @@ def test_resume_refuses_a_fifo_in_place_of_a_run_file(cut):
     os.mkfifo(cut / "events.jsonl")
     r = subprocess.run([sys.executable, "-m", "parse_actors.cli", "-q", "run", "--resume", str(cut)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and r.stderr.splitlines() == [
-        f"{cut / 'events.jsonl'}: is not a regular file; parse-sim opens only regular files in a run directory"], r.stderr
+    expect = f"{cut / 'events.jsonl'}: is not a regular file; parse-sim opens only regular files in a run directory"
+    assert r.returncode == 2 and r.stderr.splitlines() == [expect], r.stderr
+
+
+# ---------------------------------------------------------------------------- the contract stays one list
+
+
+def test_the_contract_names_what_readme_and_the_writers_name():
+    """README's run-directory table, the figure names the plotting code writes and
+    dirguard's lists are the same names: --force can delete all of them and nothing else."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### The run directory"):readme.index("**What parse-sim touches**")]
+    named = {n for row in table.splitlines() if row.startswith("| `") for n in re.findall(r"`([^`]+)`",
+                                                                                       row.split("|")[1])}
+    files = {n for n in named if not n.endswith("/")}
+    assert files == (dirguard.CONTRACT_FILES - {".write-test"}) | {dirguard.MARKER, dirguard.LOCK}
+    assert {n.rstrip("/") for n in named if n.endswith("/")} == set(dirguard.CONTRACT_DIRS)
+    written = {"plots": [ROOT / "parse_actors/metrics/plots.py", ROOT / "parse_actors/audit/plots.py"],
+               "report": [ROOT / "parse_actors/studies/report.py"]}
+    for sub, sources in written.items():
+        names = {re.sub(r"\{[^}]*\}", "x", m) for src in sources
+                 for m in re.findall(r'f?"([A-Za-z_{}.]+\.png)"', src.read_text())}
+        assert names and all(dirguard.is_figure(sub, n) for n in names), (sub, names)

@@ -8,8 +8,10 @@
   directory without the marker is refused.
 - Nothing is read, written or deleted through a symbolic link: a run or
   report directory that is a link or holds one (at its top, in `plots/` or
-  `report/`) is refused before anything else happens; deletions and the lock
-  go through a descriptor of the directory opened without following links.
+  `report/`), or whose contract files are not regular files (a FIFO blocks
+  whoever opens it), is refused before anything else happens; deletions and
+  the lock go through a descriptor of the directory opened without following
+  links, writes through atomic.py (which does the same).
 - A run holds an exclusive lock (`flock` on `.parse-sim-lock`) for its whole
   life; the kernel drops it when the process ends, however it ends, so a crash
   never leaves a stale lock. A second run, a `--force`, a `--resume` or an
@@ -108,7 +110,7 @@ def check_entries(path: Path, what: str = "run directory") -> None:
             for sub in _scan(Path(entry.path)):
                 if sub.is_symlink():
                     raise _link_inside(path, f"{entry.name}/{sub.name}", what)
-        elif (entry.name in CONTRACT_FILES or entry.name in (MARKER, LOCK)) and not entry.is_file(follow_symlinks=False):
+        elif entry.name in CONTRACT_FILES | {MARKER, LOCK} and not entry.is_file(follow_symlinks=False):
             raise refuse(f"{path / entry.name}: is not a regular file; parse-sim opens only regular files in a "
                          f"{what}")
 

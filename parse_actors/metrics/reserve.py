@@ -84,11 +84,12 @@ class Space:
         try:
             self._resize(want + MARGIN)  # a little ahead: tables grow every round
         except OSError as e:
-            if not atomic.is_no_space(e):
-                raise
             if strict:
-                raise OSError(e.errno, _why(e, want), str(self.path / RESERVE)) from None
-            self.full_at = (self.path / RESERVE, want - self.reserved)  # too tight: stop at the round's end
+                if atomic.is_no_space(e):
+                    raise OSError(e.errno, _why(e, want), str(self.path / RESERVE)) from None
+                raise
+            if atomic.is_no_space(e):  # too tight to grow: stop at the round's end, with what it holds
+                self._full(self.path / RESERVE, want - self.reserved)
 
     def _resize(self, size: int) -> None:
         dfd = atomic.open_dir(self.path)
@@ -142,12 +143,20 @@ class Space:
     def no_space(self, path: Path, nbytes: int) -> bool:
         if not self._ours(path):
             return False
-        if self.full_at is None:
-            self.full_at = (path, nbytes)
+        self._full(path, nbytes)
         if self.release():
             return True
         self.unwritten[path] = nbytes
         return False
+
+    def _full(self, path: Path, nbytes: int) -> None:
+        if self.full_at is None:
+            self.full_at = (path, nbytes)
+            from parse_actors import logs
+
+            logs.get_logger().warning("disk_full", file=str(path), _file=False,
+                                      note="the run stops at the end of this round (finishes, in the last); "
+                                           "its tables and a checkpoint go into the space of parse-sim's reserve")
 
     def written(self, path: Path, nbytes: int) -> None:
         if path.parent != self.path and path.parent.parent != self.path:
