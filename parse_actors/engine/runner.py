@@ -142,14 +142,6 @@ def _drive(sim: Simulation, wall0: float) -> dict:
     except Interrupted:
         sim.finish_incomplete(wall0)
         raise
-    except (NoSpaceStop, OSError, RunDirError):  # the disk filled: the stop's tables, as far as they fit
-        if not sim.run_dir.disk_full:
-            raise
-        try:
-            sim.finish_incomplete(wall0)
-        except (OSError, RunDirError):
-            pass  # listed as not written in the message (metrics/reserve.py)
-        raise
     except StopRequested as e:  # a first Ctrl-C while the round could not finish: the last snapshot
         _give_up(sim, wall0, "round_abandoned")
         raise Interrupted(e.signum) from None
@@ -158,6 +150,15 @@ def _drive(sim: Simulation, wall0: float) -> dict:
         msg = str(e).replace(RESUME_HINT, RESUME_HINT.replace("RUN_DIR", str(sim.run_dir.path)) if saved else
                              "no round had finished, so there is nothing to resume (run it again)")
         raise RunStalled(msg) from None
+    except (NoSpaceStop, OSError, RunDirError):  # the disk filled: the stop's tables, as far as they fit
+        if not sim.run_dir.disk_full:
+            raise
+        try:
+            if getattr(sim, "net", None) is not None and getattr(sim, "protocol", None) is not None:
+                sim.finish_incomplete(wall0)
+        except (OSError, RunDirError):
+            pass  # listed as not written in the message (metrics/reserve.py)
+        raise
     finally:
         sim.close()
 

@@ -129,8 +129,8 @@ def _link_inside(path: Path, name: str, what: str) -> Exception:
 
 
 def check_sweep_entries(path: Path) -> None:
-    """A sweep directory and every run directory in it (a report reads them all)."""
-    check_entries(path, "sweep directory")
+    """Every run directory in a sweep directory (a report reads them all; `check_entries`
+    checks the sweep directory itself)."""
     for entry in _scan(path):
         if entry.is_dir(follow_symlinks=False):
             check_entries(Path(entry.path))

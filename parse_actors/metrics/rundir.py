@@ -16,6 +16,7 @@ previous content).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -223,8 +224,6 @@ class _writing:
 
 
 def _read_json(path: Path) -> dict | None:
-    import json
-
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
