@@ -177,7 +177,7 @@ class Space:
         mount = mount_point(self.path)
         free = free_bytes(self.path)
         facts = ", ".join(x for x in (f"mounted at {mount}" if mount else "",
-                                      f"{_mib(free)} MiB free now" if free is not None else "") if x)
+                                      f"{free // MIB} MiB free now" if free is not None else "") if x)
         text = (f"{first}: no space left on device; {state}"
                 + (f"; not written: {', '.join(p.name for p in lost)}" if lost else "")
                 + f"; free at least {_mib(need)} MiB on {where}" + (f" ({facts})" if facts else "")
