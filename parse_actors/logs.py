@@ -4,26 +4,127 @@ Simulation events carry `t` (virtual seconds) and go to the run's
 events.jsonl; the console shows INFO and above (`-v`: DEBUG, `-q`: warnings).
 The events file has no wall-clock fields, so the same scenario and seed give
 the same file.
+
+events.jsonl is opened in place (appended to, truncated on resume) without
+following a link, and each line goes out in one write: a line that finds the
+disk full is cut back off, so the file never ends in half a line. From the
+first full disk on (anywhere: see atomic.watch) lines are held in memory and
+written when the log closes, after the run's checkpoint and tables had the
+space first (metrics/reserve.py).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import stat
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
+from parse_actors import atomic
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+HELD_MAX_BYTES = 64 * 2 ** 20
+"""Lines held in memory after a full disk, at most (later ones are counted, not kept)."""
+
+
+class _EventFile:
+    """events.jsonl: whole lines appended with one write each; see the module docstring."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.fd = _open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self.pos = os.fstat(self.fd).st_size  # the end of the last complete line
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.dropped = 0  # bytes of lines neither written nor held
+        self.holding = False
+        self._unwatch = atomic.watch(self)
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8")
+        if self.holding or not self._append(data):
+            self._hold(data)
+
+    def _append(self, data: bytes) -> bool:
+        """False when the disk is full (the partial line is cut off again)."""
+        try:
+            _write_all(self.fd, data)
+        except OSError as e:
+            os.ftruncate(self.fd, self.pos)
+            if not atomic.is_no_space(e):
+                raise
+            self.holding = True
+            atomic.no_space(self.path, len(data))
+            return False
+        self.pos += len(data)
+        return True
+
+    def _hold(self, data: bytes) -> None:
+        if self.held_bytes + len(data) > HELD_MAX_BYTES:
+            self.dropped += len(data)
+            return
+        self.held.append(data)
+        self.held_bytes += len(data)
+
+    def offset(self) -> int:
+        """Where the file ends once the held lines are written (what a checkpoint stores)."""
+        return self.pos + self.held_bytes
+
+    def close(self) -> None:
+        """Write the held lines (all or none), then close."""
+        self._unwatch()
+        try:
+            if self.held:
+                data = b"".join(self.held)
+                self.held, self.held_bytes, self.holding = [], 0, False
+                if self._append(data) and not self.dropped:
+                    atomic.written(self.path, len(data))
+            if self.dropped:
+                atomic.no_space(self.path, self.dropped)  # lines that were never kept: the run says so
+        finally:
+            os.close(self.fd)
+
+    # atomic.watch: another write found the disk full: hold lines from now on
+    def no_space(self, path: Path, nbytes: int) -> bool:
+        self.holding = True
+        return False
+
+    def written(self, path: Path, nbytes: int) -> None:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """Open `path` without following a link, and only a regular file (not a FIFO, not a device)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise atomic.link_error(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "is not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
 
 
 class _Router:
     """Last processor: writes the event to events.jsonl, then renders it for the console."""
 
     def __init__(self) -> None:
-        self.events: IO[str] | None = None
+        self.events: _EventFile | None = None
         self.paused = False  # replaying already-logged virtual time (resume)
         self.console_level = logging.INFO
         self.console = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=12)
@@ -74,11 +175,11 @@ def configure(verbosity: int = 0) -> None:
 
 
 def open_events(path: Path) -> None:
-    """Send simulation events to `path` (line-buffered, so a crash loses at most a line)."""
+    """Send simulation events to `path` (one write per line, so a crash loses at most a line)."""
     if not _configured:
         configure()
     close_events()
-    _router.events = open(path, "a", encoding="utf-8", buffering=1)
+    _router.events = _EventFile(path)
 
 
 def pause_events(paused: bool) -> None:
@@ -89,14 +190,19 @@ def events_offset() -> int | None:
     """Where the events file ends now (stored in checkpoints; resume truncates back to it)."""
     if _router.events is None:
         return None
-    _router.events.flush()
-    return _router.events.tell()
+    return _router.events.offset()
 
 
 def truncate_events(path: Path, offset: int | None) -> None:
-    if offset is not None and path.exists() and path.stat().st_size > offset:
-        with open(path, "r+b") as f:
-            f.truncate(offset)
+    """Cut `path` back to `offset` (resume), never through a link."""
+    if offset is None or not os.path.lexists(path):
+        return
+    fd = _open_regular(path, os.O_WRONLY)
+    try:
+        if os.fstat(fd).st_size > offset:
+            os.ftruncate(fd, offset)
+    finally:
+        os.close(fd)
 
 
 def close_events() -> None:

@@ -34,8 +34,10 @@ def test_rundir_writes_every_table(tmp_path):
     rd.write_table("conflict.csv", ["round", "cosine"], [{"round": 1, "cosine": float("nan")}])
     rd.write_summary({"rounds": 1})
     rd.write_run_info({"backend": "inline"})
+    rd.close()  # the disk-full reserve goes, the marker and the (released) lock file stay
     names = sorted(p.name for p in rd.path.iterdir())
-    assert names == ["comm.csv", "conflict.csv", "metrics.csv", "plots", "run.json", "scenario.yaml", "summary.json"]
+    assert names == [".parse-sim-lock", ".parse-sim-run", "comm.csv", "conflict.csv", "metrics.csv", "plots",
+                     "run.json", "scenario.yaml", "summary.json"]
     assert (rd.path / "metrics.csv").read_text().splitlines() == ["round,t,agent,group,acc,loss,extra",
                                                                    "1,0.5,0,image,0.25,1.5,3"]
     assert (rd.path / "conflict.csv").read_text().splitlines()[1] == "1,nan"
@@ -113,7 +115,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, fail_in):
         monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(RunDirError) as ei:
         rd.write_summary({"rounds": 2, "much": "x" * 100_000})
-    assert str(ei.value) == f"{rd.path / 'summary.json'}: cannot write: No space left on device"
+    assert str(ei.value).startswith(f"{rd.path / 'summary.json'}: cannot write: No space left on device")
     monkeypatch.undo()
     assert (rd.path / "summary.json").read_bytes() == before
     assert leftovers(rd.path) == []
@@ -122,8 +124,11 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, fail_in):
 # Every place in parse_actors that opens a file for writing or serializes to one.
 # Anything else must go through parse_actors.atomic (temp file + fsync + rename).
 ALLOWED_WRITES = {
-    ("parse_actors/logs.py", "open"): "events.jsonl: an append-only, line-buffered log (resume truncates it to "
-                                      "the checkpoint's offset); a crash loses at most its last line",
+    ("parse_actors/logs.py", "open"): "events.jsonl: an append-only log, one write per line, opened without "
+                                      "following a link (resume truncates it to the checkpoint's offset); a "
+                                      "line that finds the disk full is cut off again",
+    ("parse_actors/metrics/dirguard.py", "open"): "the lock file (holds the pid), the marker and directories (read): not outputs",
+    ("parse_actors/metrics/reserve.py", "open"): "the disk-full reserve: ballast allocated with posix_fallocate",
     ("parse_actors/data/cache.py", "fdopen"): "cache entries: own mkstemp + os.replace",
     ("parse_actors/data/cache.py", "savez"): "into the temp file above",
     ("parse_actors/data/cache.py", "replace"): "the rename that makes the cache entry appear whole",
@@ -248,11 +253,16 @@ def test_disk_full_during_the_probe_flush(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
-def test_existing_run_dir_is_kept_without_force(tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
+def made_run_dir(out: Path) -> Path:
+    """A run directory as a run leaves it (marker, lock released), with a scenario and old metrics."""
+    RunDir(out).close()
     (out / "scenario.yaml").write_text("seed: 1\n")
     (out / "metrics.csv").write_text("old")
+    return out
+
+
+def test_existing_run_dir_is_kept_without_force(tmp_path):
+    out = made_run_dir(tmp_path / "run")
     with pytest.raises(RunDirError) as ei:
         RunDir(out)
     assert str(ei.value) == f"{out}: run directory exists and is not empty (use --force to overwrite)"
@@ -260,12 +270,9 @@ def test_existing_run_dir_is_kept_without_force(tmp_path):
 
 
 def test_force_replaces_a_run_dir(tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "scenario.yaml").write_text("seed: 1\n")
-    (out / "metrics.csv").write_text("old")
-    RunDir(out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["plots"]
+    out = made_run_dir(tmp_path / "run")
+    RunDir(out, force=True).close()
+    assert sorted(p.name for p in out.iterdir()) == [".parse-sim-lock", ".parse-sim-run", "plots"]
 
 
 def test_force_never_deletes_what_is_not_a_run_dir(tmp_path):
@@ -274,21 +281,20 @@ def test_force_never_deletes_what_is_not_a_run_dir(tmp_path):
     (out / "thesis.tex").write_text("years of work")
     with pytest.raises(RunDirError) as ei:
         RunDir(out, force=True)
-    assert "does not look like a run directory" in str(ei.value) and "not deleting it" in str(ei.value)
+    assert "is not a parse-sim run directory" in str(ei.value) and "--force deletes only" in str(ei.value)
     assert (out / "thesis.tex").read_text() == "years of work"
 
 
 def test_force_replaces_a_run_that_died_before_its_scenario(tmp_path):
     out = tmp_path / "run"
-    (out / "plots").mkdir(parents=True)
+    RunDir(out).close()
     (out / ".write-test").write_bytes(b"x")
-    RunDir(out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["plots"]
+    RunDir(out, force=True).close()
+    assert sorted(p.name for p in out.iterdir()) == [".parse-sim-lock", ".parse-sim-run", "plots"]
 
 
 def test_reuse_keeps_the_contents(tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
+    out = made_run_dir(tmp_path / "run")
     (out / "metrics.csv").write_text("rows so far")
     RunDir(out, reuse=True)
     assert (out / "metrics.csv").read_text() == "rows so far"
@@ -328,9 +334,7 @@ def test_cli_unwritable_out_is_one_line_before_training(tmp_path, capsys, no_tra
 
 
 def test_cli_existing_run_dir_needs_force(tmp_path, capsys, no_training, quickstart_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "scenario.yaml").write_text("seed: 1\n")
+    out = made_run_dir(tmp_path / "run")
     assert main(["run", str(quickstart_path), "--out", str(out), "--backend", "inline"]) == 2
     assert "use --force to overwrite" in capsys.readouterr().err
     assert (out / "scenario.yaml").read_text() == "seed: 1\n"

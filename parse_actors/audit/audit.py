@@ -27,6 +27,7 @@ import torch
 
 from parse_actors import atomic
 from parse_actors.errors import ScenarioError
+from parse_actors.metrics import dirguard
 
 from parse_actors.metrics.final_weights import load_final_weights, load_inference_state, path_of
 
@@ -144,11 +145,18 @@ def _build_agents(sc, fd, states: dict[int, dict], only: set[int] | None):
 
 def audit_run(run_dir: Path, n_samples: int = 4000, states: int = 8, max_agents_per_group: int | None = None,
               plots: bool = True, dpi: int = 100) -> AuditResult:
-    """Audit a finished run; see the module docstring. Bad input raises ScenarioError."""
+    """Audit a finished run; see the module docstring. Bad input raises ScenarioError; a
+    run directory that holds a link, or that a run is using, raises RunDirError."""
+    run_dir = Path(run_dir)
+    with dirguard.hold(run_dir):  # nothing read through a link; no run starts in it meanwhile
+        return _audit(run_dir, n_samples, states, max_agents_per_group, plots, dpi)
+
+
+def _audit(run_dir: Path, n_samples: int, states: int, max_agents_per_group: int | None, plots: bool,
+           dpi: int) -> AuditResult:
     from parse_actors.data import build_federated_data
 
     t0 = time.perf_counter()
-    run_dir = Path(run_dir)
     sc, states_by_agent = _load_run(run_dir)
     base = Path(sc.base_dir or ".")
     groups = sc.agent_groups()

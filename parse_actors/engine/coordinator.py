@@ -39,6 +39,7 @@ from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.resume import Resume
 from parse_actors.metrics import NetworkEventLog, RunDir, build_summary
+from parse_actors.metrics.rundir import NoSpaceStop
 from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
@@ -299,6 +300,7 @@ class Simulation:
     async def run(self) -> dict:
         wall0 = time.perf_counter()
         await self.setup()
+        self.run_dir.expect_state(self._param_bytes())  # the disk-full reserve holds a checkpoint
         self._install_signal_handlers()
         if self.journal is not None:
             await self.journal.checkpoint()  # a host lost before the first round restarts from here
@@ -332,6 +334,10 @@ class Simulation:
             states.update(part)
         return states
 
+    def _param_bytes(self) -> int:
+        """Every advertised parameter of every agent, in bytes."""
+        return sum(i.nbytes for v in self.views for i in v.capabilities.values())
+
     async def _save_final_weights(self) -> None:
         """final_weights.pt: what `parse-sim audit` needs of a complete run (bounded in size)."""
         cap = self.sc.output.final_weights_max_mb
@@ -339,8 +345,7 @@ class Simulation:
             return
         # The file holds at least every advertised parameter: when those alone are over the cap,
         # skip it without fetching every agent's state (gigabytes at 10,000 agents).
-        params = sum(i.nbytes for v in self.views for i in v.capabilities.values())
-        if too_large(params, cap, self.log.bind(t=self.env.now), exact=False):
+        if too_large(self._param_bytes(), cap, self.log.bind(t=self.env.now), exact=False):
             return
         save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=cap, log=self.log.bind(t=self.env.now))
 
@@ -354,10 +359,13 @@ class Simulation:
         for hook in self.hooks:
             hook(self, rnd)
         every = self.sc.output.checkpoint_every
-        if not last and (self.stop_signal is not None or (every and (rnd + 1) % every == 0)):
+        stop = self.stop_signal is not None or self.run_dir.disk_full  # a full disk stops the run like a signal
+        if not last and (stop or (every and (rnd + 1) % every == 0)):
             await self.resume.save(rnd)
         if self.stop_signal is not None:
             raise Interrupted(self.stop_signal)
+        if self.run_dir.disk_full and not last:
+            raise NoSpaceStop(rnd)
 
     # ------------------------------------------------------------------ evaluation
     async def _evaluate(self, rnd: int, stats_refs: dict, active: int) -> None:

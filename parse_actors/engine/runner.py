@@ -23,7 +23,8 @@ from parse_actors.engine.backends import ray_session
 from parse_actors.engine.failover import RESUME_HINT, RunStalled, StopRequested, check_reachable
 from parse_actors.engine.interrupted import Interrupted
 from parse_actors.errors import ScenarioError
-from parse_actors.metrics import RunDir
+from parse_actors.metrics import RunDir, RunDirError
+from parse_actors.metrics.rundir import NoSpaceStop
 from parse_actors.scenario import Scenario, load_scenario, scenario_to_yaml
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,16 +42,22 @@ def run_scenario(sc: Scenario, out_dir: Path, backend: str | None = None, force:
     backend = backend or sc.engine.backend
     sc = sc.model_copy(deep=True)
     sc.engine.backend = backend
-    rd = RunDir(out_dir, force=force)
-    rd.write_scenario(scenario_to_yaml(sc))
-    return _execute(sc, rd, backend, None, hooks), rd
+    with RunDir(out_dir, force=force) as rd:  # checked, locked until the run ends (metrics/dirguard.py)
+        rd.write_scenario(scenario_to_yaml(sc))
+        return _execute(sc, rd, backend, None, hooks), rd
 
 
 def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address: str | None = None
                ) -> tuple[dict, RunDir]:
     """Continue an interrupted run from its last checkpoint, on `backend` and
-    `ray_address` ('local': a local Ray instance) when given, else as it ran."""
-    run_dir = Path(run_dir)
+    `ray_address` ('local': a local Ray instance) when given, else as it ran.
+    The run directory is checked (no links) and locked before anything in it is read."""
+    with RunDir(Path(run_dir), reuse=True) as rd:
+        return _resume(rd, backend, hooks, ray_address), rd
+
+
+def _resume(rd: RunDir, backend: str | None, hooks, ray_address: str | None) -> dict:
+    run_dir = rd.path
     scenario_file = run_dir / "scenario.yaml"
     if not scenario_file.is_file():
         raise ScenarioError(str(run_dir), "", "not a run directory (no scenario.yaml)")
@@ -68,9 +75,8 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address:
     backend = backend or sc.engine.backend
     if ray_address is not None:
         sc.engine.ray_address = ray_address
-    rd = RunDir(run_dir, force=False, reuse=True)
     logs.truncate_events(rd.events_path, state.get("events_offset"))
-    return _execute(sc, rd, backend, state, hooks), rd
+    return _execute(sc, rd, backend, state, hooks)
 
 
 def _simulation(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> Simulation:
@@ -82,7 +88,12 @@ def _simulation(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hoo
 
 
 def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks) -> dict:
-    logs.open_events(rd.events_path)
+    """Run; a run that found the disk full ends with DiskFull (one line: what was kept,
+    what to free), after the event log wrote the lines it held."""
+    try:
+        logs.open_events(rd.events_path)
+    except OSError as e:
+        raise RunDirError(f"{rd.events_path}: cannot open: {e.strerror or e}") from None
     try:
         if backend == "ray":
             check_reachable(sc.engine.ray_address)
@@ -92,9 +103,20 @@ def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks)
             summary = _drive(_simulation(sc, rd, backend, resume, hooks), time.perf_counter())
         if sc.output.pid_audit:
             summary = _audit(sc, rd, summary)
-        return summary
+    except (NoSpaceStop, OSError, RunDirError):
+        if not rd.disk_full:
+            raise
+        logs.close_events()
+        raise rd.disk_full_error() from None
     finally:
         logs.close_events()
+    if rd.disk_full:
+        if rd.space.unwritten:
+            raise rd.disk_full_error()
+        logs.get_logger().warning("disk_full", file=str(rd.space.full_at[0]), _file=False,
+                                  note="the run finished and wrote everything into parse-sim's reserve; "
+                                       "free space before the next run")
+    return summary
 
 
 def _audit(sc: Scenario, rd: RunDir, summary: dict) -> dict:
@@ -128,6 +150,15 @@ def _drive(sim: Simulation, wall0: float) -> dict:
         msg = str(e).replace(RESUME_HINT, RESUME_HINT.replace("RUN_DIR", str(sim.run_dir.path)) if saved else
                              "no round had finished, so there is nothing to resume (run it again)")
         raise RunStalled(msg) from None
+    except (NoSpaceStop, OSError, RunDirError):  # the disk filled: the stop's tables, as far as they fit
+        if not sim.run_dir.disk_full:
+            raise
+        try:
+            if getattr(sim, "net", None) is not None and getattr(sim, "protocol", None) is not None:
+                sim.finish_incomplete(wall0)
+        except (OSError, RunDirError):
+            pass  # listed as not written in the message (metrics/reserve.py)
+        raise
     finally:
         sim.close()
 

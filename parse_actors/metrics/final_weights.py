@@ -6,7 +6,8 @@ order, so the file is about the size of the models. Written atomically, read
 back with torch's weights-only unpickler (a run directory copied from
 elsewhere cannot run code through it), and bounded: above the cap the file
 is not written and the reason is logged, so a huge run never fills a disk
-with weights nobody asked for.
+with weights nobody asked for. A full disk skips them too (logged): they are
+what `audit` needs, the tables are what the run is for.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def save_final_weights(run_dir: Path, states: Mapping[int, Mapping[str, Any]],
     if too_large(size, max_mb, log):
         return None
     p = path_of(run_dir)
-    atomic.write_bytes(p, buf.getvalue())
+    try:
+        atomic.write_bytes(p, buf.getvalue())
+    except OSError as e:
+        if not atomic.is_no_space(e):
+            raise
+        # the tables come first: a run that filled its disk ends without them (said in its last message)
+        _log(log).warning("final_weights_skipped", file=NAME, bytes=size, reason="disk full")
+        return None
     return p
 
 

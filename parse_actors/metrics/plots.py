@@ -146,15 +146,25 @@ def bytes_by_kind(rows: list[dict], comm_rows: list[dict], path: Path, title: st
 
 
 def write_run_plots(plot_dir: Path, rows: list[dict], summary: dict, comm_rows: list[dict]) -> list[Path]:
+    """plots/ of a finished run. A full disk stops the plotting (logged): the
+    tables have been written, the figures can be drawn again by `parse-sim report`."""
     plot_dir.mkdir(parents=True, exist_ok=True)
     out = []
     name = f"{summary['name']} ({summary['method']})"
-    if rows:
-        p = plot_dir / "accuracy_vs_time.png"
-        accuracy_vs_time(rows, p, f"{name}: accuracy per agent group")
-        out.append(p)
-    if rows and summary["bytes_by_kind"]:
-        p = plot_dir / "bytes_by_kind.png"
-        bytes_by_kind(rows, comm_rows, p, f"{name}: bytes sent per slice kind")
-        out.append(p)
+    try:
+        if rows:
+            p = plot_dir / "accuracy_vs_time.png"
+            accuracy_vs_time(rows, p, f"{name}: accuracy per agent group")
+            out.append(p)
+        if rows and summary["bytes_by_kind"]:
+            p = plot_dir / "bytes_by_kind.png"
+            bytes_by_kind(rows, comm_rows, p, f"{name}: bytes sent per slice kind")
+            out.append(p)
+    except OSError as e:
+        if not atomic.is_no_space(e):
+            raise
+        from parse_actors import logs
+
+        logs.get_logger().warning("plots_skipped", t=summary.get("virtual_time_s"), file=e.filename,
+                                  reason="disk full")
     return out

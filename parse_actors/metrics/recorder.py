@@ -70,6 +70,8 @@ class Recorder:
         self.log.info("round", t=round(t, 4), round=rnd + 1, of=self.total_rounds, acc=round(mean, 4),
                       active=active, dropped=dropped, _console=not self.progress.enabled)
         now = time.perf_counter()
+        if self.run_dir.disk_full:  # the stop at the round's end writes them, into the reserve's space
+            return
         if now - self._last_flush > self.flush_every_s or rnd == self.total_rounds - 1:
             self.flush()
             self._last_flush = now

@@ -1,57 +1,166 @@
 """The run directory: every table written atomically, nothing overwritten by accident.
 
 Layout (the contract later tools read; add freely, never rename):
-scenario.yaml, events.jsonl, metrics.csv, comm.csv, summary.json, plots/.
+scenario.yaml, events.jsonl, metrics.csv, comm.csv, summary.json, plots/
+(dirguard.CONTRACT_FILES lists every file).
 
-Opening a run directory checks, before any work starts, that it can be used:
-an existing non-empty one needs `force` (and even then only a directory that
-looks like a run directory is deleted), and a 64 KiB probe write catches an
-unwritable location or a full disk. A write that fails later raises
-RunDirError naming the file (the file keeps its previous content).
+Opening a run directory checks, before any work starts, that it can be used
+(dirguard.py has the rule): a directory that is or holds a symbolic link is
+refused; an existing non-empty one needs parse-sim's marker, and `force` to be
+reused (and then only the contract's entries are deleted); the directory is
+locked for the life of the run; a 64 KiB probe write and the disk-full
+reserve (reserve.py) catch an unwritable location or a full disk. A write
+that fails later raises RunDirError naming the file (the file keeps its
+previous content).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import stat
 from pathlib import Path
 
 from parse_actors import atomic
+from parse_actors.metrics import dirguard
+from parse_actors.metrics.dirguard import MARKER, RunDirError, refuse
+from parse_actors.metrics.reserve import Space
 
 METRICS_HEADER = ["round", "t", "agent", "group", "acc", "loss"]
 COMM_HEADER = ["src", "dst", "kind", "messages", "bytes_sent", "bytes_delivered", "bytes_dropped"]
 
 
-class RunDirError(Exception):
-    """The output directory cannot be used (exists, unwritable, disk full)."""
+class DiskFull(RunDirError):
+    """The disk filled during a run; the message says what was kept and what to free."""
+
+
+class NoSpaceStop(Exception):
+    """Raised at the end of the round in which a write found the disk full, after the
+    checkpoint: the run stops there (the runner turns it into DiskFull)."""
 
 
 class RunDir:
+    """A run directory, open (and locked) until `close` (or the end of a `with` block).
+    `force`: reuse a non-empty run directory of parse-sim's, deleting its contract
+    entries; `reuse`: keep its contents (`--resume`; the directory must exist)."""
+
     def __init__(self, path: Path, force: bool = False, reuse: bool = False):
         self.path = Path(path)
-        try:
-            if self.path.exists() and not self.path.is_dir():
-                raise RunDirError(f"{self.path}: exists and is not a directory")
-            if reuse:
-                pass  # resuming: the run directory is ours
-            elif self.path.exists() and any(self.path.iterdir()):
-                if not force:
-                    raise RunDirError(f"{self.path}: run directory exists and is not empty (use --force to overwrite)")
-                if not _looks_like_run_dir(self.path):
-                    raise RunDirError(f"{self.path}: exists and does not look like a run directory (no scenario.yaml);"
-                                      " not deleting it, even with --force")
-                shutil.rmtree(self.path)
-        except OSError as e:
-            raise RunDirError(f"{self.path}: cannot use the run directory: {e.strerror or e}") from None
-        try:
-            (self.path / "plots").mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            atomic.write_bytes(probe, b"x" * 65536)
-            probe.unlink()
-        except OSError as e:
-            raise RunDirError(f"{self.path}: cannot write the run directory: {e.strerror or e}") from None
+        self.lock: dirguard.Lock | None = None
+        self.space: Space | None = None
         self.extra_metric_columns: list[str] = []
         self._growing: dict[str, _GrowingText] = {}
+        try:
+            self._open(force, reuse)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, force: bool, reuse: bool) -> None:
+        path = self.path
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise RunDirError(f"{path}: cannot write the run directory: {e.strerror or e}") from None
+        if st is not None and not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            raise RunDirError(f"{path}: exists and is not a directory")
+        if st is None and reuse:
+            raise RunDirError(f"{path}: no such run directory")
+        dirguard.check_entries(path)
+        try:
+            if st is None:
+                path.mkdir(parents=True, exist_ok=True)
+            dfd = atomic.open_dir(path)
+        except OSError as e:
+            raise RunDirError(f"{path}: cannot write the run directory: {e.strerror or e}") from None
+        try:
+            self._claim(dfd, force, reuse)
+        finally:
+            os.close(dfd)
+        try:
+            if not dirguard.has_marker_at(path):
+                dirguard.write_marker(path)
+            (path / "plots").mkdir(exist_ok=True)
+            probe = path / ".write-test"
+            atomic.write_bytes(probe, b"x" * 65536)
+            probe.unlink()
+            self.space = Space(path)
+            self.space.create()
+        except OSError as e:
+            raise RunDirError(f"{path}: cannot write the run directory: {e.strerror or e}") from None
+
+    def _claim(self, dfd: int, force: bool, reuse: bool) -> None:
+        """Lock the directory; then, unless it is empty or `reuse`, `force` cleans it."""
+        path = self.path
+        entries = [e for e in os.listdir(dfd) if e != dirguard.LOCK]
+        ours = dirguard.has_marker(dfd)
+        if reuse:
+            dirguard.require_run_dir(path, dfd)
+        elif entries and not ours:
+            raise refuse(f"{path}: exists, is not empty and is not a parse-sim run directory (no {MARKER}): "
+                         "choose another --out (--force deletes only what parse-sim wrote, in its own directories)")
+        self.lock = dirguard.Lock(path, dfd)
+        if entries and ours and not reuse:
+            if not force:
+                raise RunDirError(f"{path}: run directory exists and is not empty (use --force to overwrite)")
+            try:
+                dirguard.clean(path, dfd)
+            except OSError as e:
+                raise RunDirError(f"{path}: cannot clean the run directory: {e.strerror or e}") from None
+
+    def close(self) -> None:
+        """Release the reserve and the lock (idempotent)."""
+        if self.space is not None:
+            self.space.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit, modules may be gone
+            pass
+
+    # ------------------------------------------------------------------ a full disk
+    @property
+    def disk_full(self) -> bool:
+        """A write found the disk full: the run stops at the end of the round."""
+        return self.space is not None and self.space.full_at is not None
+
+    def expect_state(self, param_bytes: int) -> None:
+        """Size the reserve for the agents' state (`param_bytes` of parameters), before the
+        first round; a disk too full for it is a RunDirError naming the reserve."""
+        if self.space is not None:
+            try:
+                self.space.expect_state(param_bytes)
+            except OSError as e:
+                raise RunDirError(f"{e.filename}: cannot write the run directory: {e.strerror or e}") from None
+
+    def disk_full_error(self) -> DiskFull:
+        """The one line for a run that found the disk full, from what is on disk now."""
+        s = self.space
+        summary = _read_json(self.path / "summary.json")
+        if summary is not None and summary.get("complete"):
+            state = "the run finished and its tables are written"
+            step = "run it again for what was not written" if s.unwritten else ""
+        elif (self.path / "checkpoint.pt").is_file():
+            rounds = summary.get("rounds") if summary else None
+            state = ("the run stopped" + (f" after {rounds} rounds" if rounds is not None else "")
+                     + "; the finished rounds' tables and a checkpoint are kept")
+            step = f"continue with: parse-sim run --resume {self.path}"
+        else:
+            state = "the run stopped before a checkpoint could be written"
+            step = "run it again"
+        return DiskFull(s.message(state, step))
 
     @property
     def events_path(self) -> Path:
@@ -109,21 +218,17 @@ class _writing:
 
     def __exit__(self, et, ev, tb):
         if et is not None and issubclass(et, OSError):
-            raise RunDirError(f"{self.path}: cannot write: {ev.strerror or ev}") from None
+            hint = " (parse-sim's reserve for a full disk is used up)" if atomic.is_no_space(ev) else ""
+            raise RunDirError(f"{self.path}: cannot write: {ev.strerror or ev}{hint}") from None
         return False
 
 
-# What a run writes: a directory holding only these (or a scenario.yaml) may be
-# deleted by --force; anything else is somebody's data.
-_RUN_ENTRIES = {"plots", ".write-test", "events.jsonl", "metrics.csv", "comm.csv", "conflict.csv", "slice_drop.csv",
-                "summary.json", "run.json", "checkpoint.pt", "final_weights.pt", "pid_audit.csv",
-                "pid_audit.json"}
-
-
-def _looks_like_run_dir(path: Path) -> bool:
-    if (path / "scenario.yaml").is_file():
-        return True
-    return all(e.name in _RUN_ENTRIES or (e.name.startswith(".") and e.name.endswith(".tmp")) for e in path.iterdir())
+def _read_json(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 class _GrowingText:

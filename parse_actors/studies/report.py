@@ -29,6 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from parse_actors import atomic
+from parse_actors.metrics import dirguard
 from parse_actors.studies import plots
 from parse_actors.studies.data import (
     ReportError,
@@ -74,7 +75,9 @@ def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
         raise ReportError(f"--dpi: expected 20..600, got {dpi}")
     if budget is not None and not budget > 0:
         raise ReportError(f"--budget: expected a positive number of virtual seconds, got {budget}")
+    dirguard.check_entries(path, "report directory")  # before anything in it is read or written
     if is_sweep_dir(path):
+        dirguard.check_sweep_entries(path)
         return _sweep_report(load_sweep(path), target, dpi, budget)
     if is_run_dir(path):
         return _run_report(load_run(path), target, dpi)
@@ -98,10 +101,8 @@ def _fig_link(lines: list[str], name: str, alt: str) -> None:
 def _finish(dir_: Path, lines: list[str]) -> Path:
     """Write report.md; remove figures of an earlier report that this one no longer has."""
     text = "\n".join(lines)
-    figs = dir_ / FIG_DIR
-    for p in figs.glob("*.png") if figs.is_dir() else []:
-        if f"]({FIG_DIR}/{p.name})" not in text:
-            p.unlink(missing_ok=True)
+    keep = set(re.findall(rf"\]\({FIG_DIR}/([^)]+)\)", text))
+    dirguard.remove_stale_figures(dir_, FIG_DIR, keep)  # only figure names a report writes, never through a link
     out = dir_ / "report.md"
     atomic.write_text(out, text)
     return out

@@ -34,6 +34,7 @@ import yaml
 
 from parse_actors import atomic
 from parse_actors.errors import ScenarioError
+from parse_actors.metrics import dirguard
 from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
 from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
@@ -119,6 +120,7 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
 
 
 def _check_out(out: Path) -> None:
+    dirguard.check_entries(out, "sweep directory")  # nothing read or written through a link
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / SWEEP_JSON).is_file():
@@ -142,6 +144,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 
 
 def _state(rdir: Path, sc, force: bool) -> str:
+    dirguard.check_entries(rdir)  # before its scenario.yaml and summary.json are read
     if not rdir.is_dir() or not any(rdir.iterdir()):
         return "new"
     stored_file = rdir / "scenario.yaml"
