@@ -41,7 +41,7 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         sc.data.check(groups=groups, n_agents=n, base_dir=base,
                       agent_modalities=[g.modalities for g in sc.agent_groups()])
     except DataError as e:
-        raise ScenarioError(file, _join("data", e.path), e.message) from None
+        raise data_error(file, e) from None
     except _UNEXPECTED as e:
         raise ScenarioError(file, "data.path" if sc.data.path is not None else "data", _unexpected(e)) from None
     if sc.engine.compute_time == "measured" and sc.protocol.mode != "sync":
@@ -60,6 +60,22 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
                 raise ScenarioError(file, f"agents.groups.{i}.archs.{m}",
                                     f"names a modality the group lacks (group has {', '.join(g.modalities)})")
     _check_arch_ranks(sc, file)
+
+
+def data_error(file: str | None, e: DataError) -> ScenarioError:
+    """A DataError (key relative to `data:`) as the one-line error of scenario `file`."""
+    return ScenarioError(file, _join("data", e.path), e.message)
+
+
+def check_data_files(sc: Scenario, file: str | None = None) -> None:
+    """Read the dataset's files as a run would (`parse-sim validate`): every check its
+    reader makes at load (headers, NaN, labels, CRC), without running anything."""
+    from parse_actors.data import verify_source
+
+    try:
+        verify_source(sc.data, sc.seed, Path(sc.base_dir or "."))
+    except DataError as e:
+        raise data_error(file, e) from None
 
 
 def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
