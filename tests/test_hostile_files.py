@@ -523,3 +523,361 @@ def test_mutated_npz_through_the_cli(tmp_path, capsys):
 
     run()
     assert seen[2] > 10, seen
+
+
+# ---------------------------------------------------------------------------- a real run to damage
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A small finished inline run: every table, summary.json and final_weights.pt."""
+    d = tmp_path_factory.mktemp("run")
+    sc = d / "tiny.yaml"
+    sc.write_text("name: tiny\nseed: 1\nagents: {groups: [{modalities: [image], count: 1}, {modalities: [audio], "
+                  "count: 1}, {modalities: [image, audio], count: 1}]}\n"
+                  "data: {name: synthetic, cache: false, synthetic: {n_samples: 600, dim: 8}, "
+                  "partition: {min_samples: 20}}\n"
+                  "model: {slice_width: 4, backbone_width: 16, fusion_hidden: 16, mlp_hidden: [16]}\n"
+                  "train: {local_steps: 1, batch_size: 16}\nprotocol: {rounds: 2}\n"
+                  "output: {plots: false, slice_drop: final}\n")
+    assert main(["run", str(sc), "--backend", "inline", "--out", str(d / "out"), "-q"]) == 0
+    return d / "out"
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report*", "pid_audit*"))
+    return dst
+
+
+def _edit_cell(name: str, line: int, column: str, value: str):
+    def edit(d: Path):
+        lines = (d / name).read_text().splitlines()
+        header = lines[0].split(",")
+        cells = lines[line - 1].split(",")
+        cells[header.index(column)] = value
+        lines[line - 1] = ",".join(cells)
+        (d / name).write_text("\n".join(lines) + "\n")
+    return edit
+
+
+def _edit_summary(change):
+    def edit(d: Path):
+        import json
+
+        s = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps(change(s)))
+    return edit
+
+
+def _drop_column(name: str, column: str):
+    def edit(d: Path):
+        rows = [ln.split(",") for ln in (d / name).read_text().splitlines()]
+        i = rows[0].index(column)
+        (d / name).write_text("\n".join(",".join(r[:i] + r[i + 1:]) for r in rows) + "\n")
+    return edit
+
+
+REPORT_CASES = {
+    "metrics: word for acc": (_edit_cell("metrics.csv", 3, "acc", "high"),
+                              ["metrics.csv: line 3, column 'acc'", "expected a number", "'high'"]),
+    "metrics: fractional round": (_edit_cell("metrics.csv", 2, "round", "1.5"),
+                                  ["metrics.csv: line 2, column 'round'", "integer"]),
+    "metrics: time nan": (_edit_cell("metrics.csv", 4, "t", "nan"), ["metrics.csv: line 4, column 't'", "finite"]),
+    "metrics: empty group": (_edit_cell("metrics.csv", 2, "group", ""), ["metrics.csv: line 2, column 'group'"]),
+    "metrics: missing column": (_drop_column("metrics.csv", "round"), ["metrics.csv: line 1: no column 'round'"]),
+    "metrics: short row": (lambda d: (d / "metrics.csv").write_text((d / "metrics.csv").read_text() + "1,2\n"),
+                           ["metrics.csv: line", "2 fields, the header has"]),
+    "metrics: empty file": (lambda d: (d / "metrics.csv").write_text(""), ["metrics.csv: empty"]),
+    "metrics: not UTF-8": (lambda d: (d / "metrics.csv").write_bytes(b"round,t\n\xff\xfe\n"),
+                           ["metrics.csv: not UTF-8"]),
+    "metrics: NUL": (_edit_cell("metrics.csv", 3, "agent", "0\x00"), ["metrics.csv: line 3, column 'agent'", "\\x00"]),
+    "comm: negative bytes": (_edit_cell("comm.csv", 2, "bytes_sent", "-5"),
+                             ["comm.csv: line 2, column 'bytes_sent'", "integer >= 0"]),
+    "comm: missing column": (_drop_column("comm.csv", "kind"), ["comm.csv: line 1: no column 'kind'"]),
+    "conflict: word": (_edit_cell("conflict.csv", 2, "cosine", "x"), ["conflict.csv: line 2, column 'cosine'"]),
+    "slice_drop: empty acc": (_edit_cell("slice_drop.csv", 2, "acc", ""),
+                              ["slice_drop.csv: line 2, column 'acc'", "empty"]),
+    "summary: not JSON": (lambda d: (d / "summary.json").write_text("{"), ["summary.json: not valid JSON"]),
+    "summary: empty": (lambda d: (d / "summary.json").write_text(""), ["summary.json: not valid JSON"]),
+    "summary: a list": (_edit_summary(lambda s: [s]), ["summary.json: top level: expected an object"]),
+    "summary: final_acc a list": (_edit_summary(lambda s: {**s, "final_acc": [1]}),
+                                  ["summary.json: final_acc: expected an object, got a list"]),
+    "summary: by_group text": (_edit_summary(lambda s: {**s, "final_acc": {"mean": 0.5, "by_group": {"image": "x"}}}),
+                               ["summary.json: final_acc.by_group.image: expected a number"]),
+    "summary: bytes text": (_edit_summary(lambda s: {**s, "bytes_by_kind": {"red": "lots"}}),
+                            ["summary.json: bytes_by_kind.red: expected a number"]),
+    "summary: conflict null": (_edit_summary(lambda s: {**s, "gradient_conflict": {"b": {"mean_cosine": None}}}),
+                               ["summary.json: gradient_conflict.b.mean_cosine: expected a number, got null"]),
+    "summary: rounds float": (_edit_summary(lambda s: {**s, "rounds": 2.5}), ["summary.json: rounds: expected an integer"]),
+    "summary: deep": (lambda d: (d / "summary.json").write_text("[" * 100_000), ["summary.json"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REPORT_CASES))
+def test_report_on_hand_edited_tables_exit_2(case, finished_run, tmp_path, capsys):
+    edit, needles = REPORT_CASES[case]
+    d = _copy_run(finished_run, tmp_path / "run")
+    edit(d)
+    rc = main(["report", str(d)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, repr(err)
+    assert err.startswith(str(d)), err
+    for n in needles:
+        assert n in err, (n, err)
+    assert not (d / "report.md").exists()
+
+
+def test_report_accepts_what_parse_sim_writes_for_a_diverged_run(finished_run, tmp_path, capsys):
+    """NaN accuracy (a diverged agent) and extra columns are valid, not hand edits."""
+    d = _copy_run(finished_run, tmp_path / "run")
+    _edit_cell("metrics.csv", 2, "acc", "nan")(d)
+    _edit_summary(lambda s: {**s, "final_acc": {**s["final_acc"], "mean": float("nan")}})(d)
+    lines = (d / "comm.csv").read_text().splitlines()
+    (d / "comm.csv").write_text("\n".join([lines[0] + ",note"] + [ln + ",x" for ln in lines[1:]]) + "\n")
+    assert main(["report", str(d)]) == 0, capsys.readouterr().err
+    assert (d / "report.md").is_file()
+
+
+def _sweep_of(run: Path, root: Path, **entry) -> Path:
+    import json
+
+    _copy_run(run, root / "r0")
+    doc = {"kind": "parse-sim sweep", "scenario": "tiny.yaml", "name": "s", "grid": {"seed_only": [1]},
+           "grid_text": {"seed_only": ["1"]}, "tune": [], "seeds": [1], "overrides": [],
+           "runs": [{"dir": "r0", "params": {"seed_only": 1}, "seed": 1, "derived": {}, **entry}]}
+    (root / "sweep.json").write_text(json.dumps(doc))
+    return root
+
+
+@pytest.mark.parametrize("entry, needle", [
+    ({"dir": "../../etc"}, "sweep.json: runs[0].dir: expected a folder inside the sweep directory"),
+    ({"dir": "/etc"}, "sweep.json: runs[0].dir"),
+    ({"params": {"seed_only": 7}}, "sweep.json: runs[0].params.seed_only: 7 is not one of the grid's values"),
+    ({"seed": "one"}, "sweep.json: runs[0].seed: expected an integer"),
+    ({"derived": {"offline_frac": "x"}}, "sweep.json: runs[0].derived.offline_frac: expected a number"),
+])
+def test_report_on_a_hand_edited_sweep_exit_2(entry, needle, finished_run, tmp_path, capsys):
+    root = _sweep_of(finished_run, tmp_path / "sw", **entry)
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_report_on_a_sweep_whose_run_was_hand_edited(finished_run, tmp_path, capsys):
+    """A malformed run inside a sweep is named, not silently left out of the tables."""
+    root = _sweep_of(finished_run, tmp_path / "sw")
+    _edit_cell("metrics.csv", 2, "agent", "-1")(root / "r0")
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "r0/metrics.csv: line 2, column 'agent'" in err and err.count("\n") == 1, err
+    # sweep.csv and tuned.csv are outputs the report never reads: garbage there changes nothing
+    _copy_run(finished_run, root / "r1")
+    import shutil
+
+    shutil.rmtree(root / "r0")
+    (root / "r1").rename(root / "r0")
+    (root / "sweep.csv").write_bytes(b"\xff garbage,\x00\n")
+    (root / "tuned.csv").write_text("")
+    assert main(["report", str(root)]) == 0, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- audit: final_weights.pt
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {Path(os.environ.get('TMPDIR', '/tmp')) / 'parse-sim-audit-pwned'}",))
+
+
+def _weights_case(change):
+    def edit(d: Path):
+        import copy
+
+        import torch
+
+        doc = torch.load(d / "final_weights.pt", weights_only=True)
+        torch.save(change(copy.deepcopy(doc)), d / "final_weights.pt")
+    return edit
+
+
+def _first_param(doc, a=0):
+    return next(iter(doc["agents"][a]["model"]))
+
+
+def _set(doc, path, value):
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+AUDIT_CASES = {
+    "truncated": (lambda d: (d / "final_weights.pt").write_bytes((d / "final_weights.pt").read_bytes()[:999]),
+                  ["not a readable torch file, or truncated"]),
+    "not a torch file": (lambda d: (d / "final_weights.pt").write_text("weights\n"),
+                         ["weights-only loader accepts"]),
+    "pickle that runs code": (lambda d: (d / "final_weights.pt").write_bytes(__import__("pickle").dumps(_RunsCode())),
+                              ["weights-only loader accepts", "never code"]),
+    "pickle protocol 2 that runs code": (lambda d: (d / "final_weights.pt").write_bytes(
+        __import__("pickle").dumps(_RunsCode(), protocol=2)), ["weights-only loader accepts", "never code"]),
+    "FIFO": (lambda d: (d / "final_weights.pt").unlink() or os.mkfifo(d / "final_weights.pt"),
+             ["not a regular file"]),
+    "wrong structure": (_weights_case(lambda doc: [doc]), ["not a final-weights file of format 1"]),
+    "wrong format": (_weights_case(lambda doc: {**doc, "format": 2}), ["not a final-weights file of format 1"]),
+    "agent id not a number": (_weights_case(lambda doc: {**doc, "agents": {"a": doc["agents"][0]}}),
+                              ["agents: key 'a' is not an agent id"]),
+    "missing agent": (_weights_case(lambda doc: {**doc, "agents": {k: v for k, v in doc["agents"].items() if k != 1}}),
+                      ["agent 1 missing (the scenario has 3 agents)"]),
+    "state is a list": (_weights_case(lambda doc: _set(doc, ["agents", 2], [1])),
+                        ["agents.2: expected an agent's state (a dict), got list"]),
+    "state lacks keys": (_weights_case(lambda doc: _set(doc, ["agents", 0], {"method": "parse"})),
+                         ["agents.0: no 'agent_id'"]),
+    "input shapes text": (_weights_case(lambda doc: _set(doc, ["agents", 0, "input_shapes"], "x")),
+                          ["agents.0.input_shapes: expected {modality: shape}"]),
+    "keys a number": (_weights_case(lambda doc: _set(doc, ["agents", 1, "keys"], 5)),
+                      ["agents.1.keys: expected a list of names"]),
+    "integer tensor": (_weights_case(lambda doc: _set(doc, ["agents", 0, "model", _first_param(doc)],
+                                                      __import__("torch").zeros(3, dtype=__import__("torch").int64))),
+                       ["expected a floating-point tensor, got torch.int64"]),
+    "huge declared input": (_weights_case(lambda doc: _set(doc, ["agents", 0, "input_shapes", "image"], [10**9])),
+                            ["agent 0 does not match the scenario", "(1000000000,)", "the data's is (8,)"]),
+    "modality it lacks": (_weights_case(lambda doc: _set(doc, ["agents", 0, "modalities"], ["lidar"])),
+                          ["agent 0 does not match", "'lidar'"]),
+    "unknown architecture": (_weights_case(lambda doc: _set(doc, ["agents", 0, "archs"], {"image": "resnet"})),
+                             ["agent 0 does not match", "'resnet'"]),
+    "missing branch": (_weights_case(lambda doc: _set(doc, ["agents", 0, "keys"], doc["agents"][0]["keys"][1:])),
+                       ["agent 0 does not match", "branches the weights lack"]),
+    "wrong tensor shape": (_weights_case(lambda doc: _set(doc, ["agents", 0, "model", _first_param(doc)],
+                                                          __import__("torch").zeros(3, 3))),
+                           ["agent 0 does not match", "size mismatch"]),
+}
+
+
+@pytest.mark.parametrize("case", list(AUDIT_CASES))
+def test_audit_on_malformed_final_weights_exit_2(case, finished_run, tmp_path, capsys):
+    edit, needles = AUDIT_CASES[case]
+    d = _copy_run(finished_run, tmp_path / "run")
+    edit(d)
+    rc = main(["audit", str(d), "-q", "--samples", "100"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, repr(err)
+    assert err.startswith(f"{d / 'final_weights.pt'}: "), err
+    for n in needles:
+        assert n in err, (n, err)
+    assert not (d / "pid_audit.csv").exists()
+    assert not (Path(os.environ.get("TMPDIR", "/tmp")) / "parse-sim-audit-pwned").exists()
+
+
+def test_audit_samples_bounded_before_allocating(finished_run, tmp_path, capsys, monkeypatch):
+    """--samples (with --states) whose held-out set cannot fit is refused before anything is
+    drawn, saying what it needs and what would fit."""
+    from parse_actors.data import synthetic
+
+    d = _copy_run(finished_run, tmp_path / "run")
+    drawn = []
+    monkeypatch.setattr(synthetic, "generate_heldout", lambda *a, **k: drawn.append(a) or 1 / 0)
+    assert main(["audit", str(d), "-q", "--samples", str(10**12)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--samples: auditing 1,000,000,000,000 samples needs ") and err.count("\n") == 1, err
+    assert "more than half of this machine's memory" in err and "would fit" in err
+    monkeypatch.setattr(memory, "machine_bytes", lambda: 64 << 20)  # a 64 MiB machine
+    assert main(["audit", str(d), "-q", "--samples", "200000", "--states", "100000"]) == 2
+    assert "--samples" in capsys.readouterr().err
+    assert not drawn
+
+
+def test_audit_data_file_gone_bad_is_the_scenario_line(tmp_path, capsys):
+    """The audit rebuilds the run's data: a data file damaged since the run is one line
+    naming the run's scenario.yaml and data.path."""
+    import torch
+
+    f = write_npz(tmp_path / "d.npz", _members())
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "scenario.yaml").write_text(f"agents: {{groups: [{{modalities: [image, audio], count: 2}}]}}\n"
+                                     f"data: {{name: npz, path: {f}, partition: {{min_samples: 2}}}}\n")
+    torch.save({"format": 1, "agents": {}}, d / "final_weights.pt")
+    (f.parent / "d.npz").write_bytes(write_npz(tmp_path / "x.npz", _members(
+        image=npy_bytes(np.full((24, 3), np.nan, np.float32)))).read_bytes())
+    assert main(["audit", str(d), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{d / 'scenario.yaml'}: data.path: {f}: array 'image'") and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------------------- declared sizes
+
+
+@pytest.mark.parametrize("data, key, needle", [
+    ("{synthetic: {dim: 1000000000000}}", "data.synthetic", "12,000 samples of 2,000,000,000,000 features"),
+    ("{synthetic: {n_samples: 2, dim: {image: 4, audio: 100000000000}}}", "data.synthetic", "2 samples"),
+    ("{synthetic: {redundant_dim: 100000000000}}", "data.synthetic", "latents 100000000000+"),
+    ("{synthetic: {modalities: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, v, w, x, y, z, aa, "
+     "ab, ac, ad, ae, af, ag, ah, ai, aj, ak, al, am, an], synergy_order: 20}}", "data.synthetic", "synergy terms"),
+])
+def test_declared_data_sizes_bounded_at_validation(data, key, needle, tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"agents: {{groups: [{{modalities: [image], count: 2}}]}}\ndata: {data}\n")
+    if "modalities: [a," in data:
+        f.write_text(f"agents: {{groups: [{{modalities: [a], count: 2}}]}}\ndata: {data}\n")
+    t0 = time.process_time()
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}: {key}: ") and needle in err and "more than half of this machine's memory" in err, err
+    assert time.process_time() - t0 < 5.0
+
+
+@pytest.mark.parametrize("doc, key", [
+    ("model: {mlp_hidden: [100000000000]}", "model.mlp_hidden"),
+    ("model: {cnn_channels: [1000000, 1000000]}\nagents: {groups: [{modalities: [image], count: 2, "
+     "archs: {image: cnn}}]}\ndata: {synthetic: {shapes: {image: [1, 8, 4]}}}", "model.cnn_channels"),
+    ("data: {synthetic: {n_samples: 2, dim: 2000000000}}\nmodel: {mlp_hidden: [4]}", "data.synthetic"),
+])
+def test_declared_model_widths_bounded_at_validation(doc, key, tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(doc + "\n")
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}: {key}: ") and "more than half of this machine's memory" in err, err
+
+
+def test_encoder_weights_arithmetic_matches_the_built_encoders():
+    """Validation sizes encoders without torch: the count must be the built encoder's own."""
+    from parse_actors.agents.archs import build_encoder
+    from parse_actors.agents.config import ModelConfig, encoder_weights
+
+    cfg = ModelConfig(mlp_hidden=[7, 5], cnn_channels=[3, 4], conv1d_channels=[6], gru_hidden=9, conv1d_kernel=3)
+    for arch, shape in [("mlp", (13,)), ("mlp", (2, 3, 4)), ("cnn", (3, 8, 8)), ("cnn", (8, 8)), ("conv1d", (10, 4)),
+                        ("conv1d", (10,)), ("gru", (6, 5)), ("gru", (6,))]:
+        built = sum(p.numel() for p in build_encoder(arch, shape, 11, cfg).parameters())
+        assert encoder_weights(arch, shape, 11, cfg) == built, (arch, shape)
+
+
+@pytest.mark.parametrize("kw", [
+    {"n_samples": 3000, "dim": {"image": 40, "audio": 24}, "nuisance_dim": 3},
+    {"n_samples": 2000, "dim": 2000},
+    {"n_samples": 20000, "modalities": ["a", "b", "c", "d"], "dim": 16},
+    {"n_samples": 2000, "num_classes": 50, "redundant_dim": 60},
+    {"n_samples": 1000, "modalities": ["a", "b", "c", "d", "e", "f"], "synergy_order": 3, "dim": 8},
+])
+def test_synthetic_memory_bound_is_a_lower_bound(kw):
+    """A refusal is only honest if the estimate never exceeds what generating really holds:
+    below the peak numpy allocates (tracemalloc sees numpy's buffers), and not far below."""
+    import tracemalloc
+
+    from parse_actors.data.datasets.synthetic import SyntheticConfig
+    from parse_actors.data.synthetic import generate
+
+    cfg = SyntheticConfig(**kw)
+    tracemalloc.start()
+    try:
+        generate(cfg, 0, oracle=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    est = cfg.memory_bytes(cfg.n_samples)
+    assert 0.6 * peak <= est <= peak, (est, peak)

@@ -198,7 +198,7 @@ class Budget:
         self.used = 0
 
     def take(self, nbytes: int, where: str) -> None:
-        why = memory.over_limit(self.used + nbytes, "the dataset's arrays")
+        why = memory.over_limit(self.used + nbytes, "loading the dataset's arrays")
         if why:
             raise fail(where, f"{why} (this file brings {memory.fmt_bytes(nbytes)})")
         self.used += nbytes
