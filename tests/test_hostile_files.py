@@ -9,8 +9,11 @@ folder, a FIFO, a folder that is not the format's) both `parse-sim validate`
 and `parse-sim run` exit 2 with one line naming the scenario, `data.path`,
 the file and the array or line. Files are built small in tmp_path. A
 derandomized hypothesis test mutates the bytes of a valid npz: every mutant
-is accepted or refused with one DataError line, within a time and memory
-bound.
+is accepted or refused with one DataError line, within a memory bound.
+
+Run tables, summaries and sweep manifests a report reads, final_weights.pt an
+audit reads, and the sizes a scenario only declares (synthetic dimensions,
+layer widths, `audit --samples`) are tested the same way further down.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -468,6 +470,20 @@ def mutated_npz(draw):
 
 
 CASES = {"fuzz": 0, "accepted": 0, "refused": 0}
+MAX_GROWTH_KIB = 200 * 1024  # a mutant of a 2 KiB file may not make the process allocate more
+
+
+def _peak_kib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _rss_kib() -> int:
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * (resource.getpagesize() // 1024)
 
 
 @given(data=mutated_npz())
@@ -477,7 +493,7 @@ def _fuzz_npz(data, tmp_path_factory):
     f = d / "d.npz"
     f.write_bytes(data)
     CASES["fuzz"] += 1
-    t0 = time.process_time()
+    ceiling = max(_peak_kib(), _rss_kib() + MAX_GROWTH_KIB)  # the peak may grow only by what one case may use
     try:
         build_source(DataConfig.model_validate({"name": "npz", "path": str(f)}), 0)
         CASES["accepted"] += 1
@@ -490,7 +506,7 @@ def _fuzz_npz(data, tmp_path_factory):
         raise AssertionError(f"{type(e).__name__} escaped the npz reader: {e!r:.300}") from e
     finally:
         f.unlink()
-    assert time.process_time() - t0 < 5.0
+    assert _peak_kib() <= ceiling, f"more than {MAX_GROWTH_KIB >> 10} MiB for a {len(data)}-byte file"
 
 
 def test_mutated_npz_bytes_accepted_or_one_line(tmp_path_factory, monkeypatch):
@@ -824,11 +840,9 @@ def test_declared_data_sizes_bounded_at_validation(data, key, needle, tmp_path, 
     f.write_text(f"agents: {{groups: [{{modalities: [image], count: 2}}]}}\ndata: {data}\n")
     if "modalities: [a," in data:
         f.write_text(f"agents: {{groups: [{{modalities: [a], count: 2}}]}}\ndata: {data}\n")
-    t0 = time.process_time()
     assert main(["validate", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{f}: {key}: ") and needle in err and "more than half of this machine's memory" in err, err
-    assert time.process_time() - t0 < 5.0
 
 
 @pytest.mark.parametrize("doc, key", [

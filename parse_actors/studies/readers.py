@@ -50,25 +50,25 @@ def _nonneg_int(v: str) -> int:
     return i
 
 
-def _finite(v: str) -> float:
+def _float(v: str, nan_ok: bool) -> float:
+    what = "a number (or nan)" if nan_ok else "a finite number"
     try:
         x = float(v)
     except ValueError:
-        raise ValueError("a number") from None
-    if not math.isfinite(x):
-        raise ValueError("a finite number")
+        raise ValueError(what) from None
+    if math.isinf(x) or (math.isnan(x) and not nan_ok):
+        raise ValueError(what)
     return x
 
 
+def _finite(v: str) -> float:
+    return _float(v, nan_ok=False)
+
+
 def _number(v: str) -> float:
-    """A number, NaN allowed (a diverged run's accuracy or loss)."""
-    try:
-        x = float(v)
-    except ValueError:
-        raise ValueError("a number (or nan)") from None
-    if math.isinf(x):
-        raise ValueError("a finite number (or nan)")
-    return int(x) if v.strip().lstrip("+-").isdigit() else x
+    """A number, NaN allowed (a diverged run's accuracy or loss); integers stay integers."""
+    x = _float(v, nan_ok=True)
+    return int(v) if v.strip().lstrip("+-").isdigit() else x
 
 
 def _text(v: str) -> str:
