@@ -628,6 +628,8 @@ REPORT_CASES = {
                                ["summary.json: gradient_conflict.b.mean_cosine: expected a number, got null"]),
     "summary: rounds float": (_edit_summary(lambda s: {**s, "rounds": 2.5}), ["summary.json: rounds: expected an integer"]),
     "summary: deep": (lambda d: (d / "summary.json").write_text("[" * 100_000), ["summary.json"]),
+    "metrics: a FIFO": (lambda d: (d / "metrics.csv").unlink() or os.mkfifo(d / "metrics.csv"),
+                        ["metrics.csv: is not a regular file"]),
 }
 
 

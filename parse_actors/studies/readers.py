@@ -21,11 +21,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from parse_actors import memory
+from parse_actors.data import files
+from parse_actors.data.errors import DataError
 from parse_actors.metrics.rundir import RunDirError
 
 
@@ -117,12 +120,15 @@ def _extra(v: str) -> Any:
 
 
 def _open_text(path: Path) -> str:
+    """A regular file's text (a FIFO or device is refused, not waited on), bounded by memory."""
     try:
-        size = path.stat().st_size
-        why = memory.over_limit(size * _BYTES_PER_CELL_READ, f"{path.name} ({memory.fmt_bytes(size)})")
-        if why:
-            raise ReportError(f"{path}: {why}")
-        return path.read_bytes().decode("utf-8")
+        with files.open_regular(path) as (fh, size):
+            why = memory.over_limit(size * _BYTES_PER_CELL_READ, f"reading {path.name} ({memory.fmt_bytes(size)})")
+            if why:
+                raise ReportError(f"{path}: {why}")
+            return fh.read().decode("utf-8")
+    except DataError as e:
+        raise ReportError(e.message) from None
     except UnicodeDecodeError as e:
         raise ReportError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
@@ -131,7 +137,7 @@ def _open_text(path: Path) -> str:
 
 def read_table(path: Path) -> list[dict]:
     """The rows of a run table (schema TABLES[path.name]); [] when the file does not exist."""
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
     schema = TABLES[path.name]
     text = _open_text(path)
