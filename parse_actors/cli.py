@@ -7,6 +7,7 @@ path and what was expected; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -113,7 +114,8 @@ def _cmd_run(args) -> int:
     if args.resume:
         if args.scenario or args.overrides or args.seed is not None or args.out:
             raise ScenarioError("--resume", "", "takes only the run directory (its scenario.yaml is the scenario)")
-        summary, rd = resume_run(Path(args.resume), backend=args.backend, ray_address=args.ray_address)
+        with _data_errors(str(Path(args.resume) / "scenario.yaml")):
+            summary, rd = resume_run(Path(args.resume), backend=args.backend, ray_address=args.ray_address)
         print(format_summary(summary, str(rd.path)))
         return EXIT_OK
     if not args.scenario:
@@ -125,19 +127,35 @@ def _cmd_run(args) -> int:
         overrides.append(f"engine.ray_address={json.dumps(args.ray_address)}")
     sc = load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else default_run_dir(sc.name)
-    summary, rd = run_scenario(sc, out, backend=args.backend, force=args.force)
+    with _data_errors(args.scenario):
+        summary, rd = run_scenario(sc, out, backend=args.backend, force=args.force)
     print(format_summary(summary, str(rd.path)))
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _data_errors(scenario_file: str):
+    """A data file found bad when a run loads it: the scenario's one-line error (exit 2)."""
+    from parse_actors.data import DataError
+    from parse_actors.scenario.checks import data_error
+
+    try:
+        yield
+    except DataError as e:
+        raise data_error(scenario_file, e) from None
 
 
 def _cmd_validate(args) -> int:
     from parse_actors.errors import ScenarioError
     from parse_actors.scenario import load_scenario
 
+    from parse_actors.scenario.checks import check_data_files
+
     bad = 0
     for f in args.files:
         try:
             sc = load_scenario(f, args.overrides)
+            check_data_files(sc, f)
         except ScenarioError as e:
             print(str(e), file=sys.stderr)
             bad += 1

@@ -6,6 +6,7 @@ user reads, and bad values are refused at load time rather than mid-run.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -105,6 +106,33 @@ class ModelConfig(StrictModel):
 
     def embedding_width(self) -> int:
         return self.embed_width if self.embed_width is not None else 3 * self.slice_width
+
+
+def encoder_weights(arch: str, shape: tuple[int, ...], out: int, cfg: ModelConfig) -> int:
+    """Parameters of the encoder `archs.build_encoder(arch, shape, out, cfg)` builds,
+    by arithmetic (validation sizes models without torch; tests hold it to the real count)."""
+    if arch == "mlp":
+        prev, n = math.prod(shape), 0
+        for h in [*cfg.mlp_hidden, out]:
+            n += prev * h + h
+            prev = h
+        return n
+    if arch == "cnn":
+        prev, n = (shape[0] if len(shape) == 3 else 1), 0
+        for ch in cfg.cnn_channels:
+            n += 9 * prev * ch + ch
+            prev = ch
+        return n + prev * out + out
+    if arch == "conv1d":
+        prev, n = (shape[1] if len(shape) == 2 else 1), 0
+        for ch in cfg.conv1d_channels:
+            n += cfg.conv1d_kernel * prev * ch + ch
+            prev = ch
+        return n + prev * out + out
+    if arch == "gru":
+        f, h = (shape[1] if len(shape) == 2 else 1), cfg.gru_hidden
+        return 3 * (f * h + h * h + 2 * h) + h * out + out
+    raise ValueError(f"unknown encoder architecture {arch!r}")
 
 
 class LossConfig(StrictModel):

@@ -105,8 +105,7 @@ def _load_run(run_dir: Path):
     try:
         states = load_final_weights(run_dir)
     except Exception as e:  # noqa: BLE001 - an unreadable or unsafe file is bad input
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _fail(path_of(run_dir), f"cannot be loaded safely: {first}") from None
+        raise _fail(path_of(run_dir), f"cannot be loaded safely: {_first(e)}") from None
     if states is None:
         raise _fail(run_dir, "no final_weights.pt: the run did not finish, or it was written without final "
                               "weights (too large for output.final_weights_max_mb, or by an older parse-sim)")
@@ -114,7 +113,13 @@ def _load_run(run_dir: Path):
     return sc, states
 
 
-def _build_agents(sc, fd, states: dict[int, dict], only: set[int] | None):
+def _first(e: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (torch's span several), bounded."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _build_agents(sc, fd, states: dict[int, dict], only: set[int] | None, weights: Path):
     """Agents as the coordinator builds them (same spec and kwargs), with the
     final weights loaded."""
     from parse_actors.agents import Agent, AgentSpec
@@ -126,7 +131,7 @@ def _build_agents(sc, fd, states: dict[int, dict], only: set[int] | None):
         if only is not None and a not in only:
             continue
         if a not in states:
-            raise _fail(Path("final_weights.pt"), f"agent {a} missing (the scenario has {len(groups)} agents)")
+            raise _fail(weights, f"agent {a} missing (the scenario has {len(groups)} agents)")
         data = fd.agents[a]
         all_mods = tuple(data.extra.get("modalities", g.modalities))
         active = tuple(data.extra.get("active", g.modalities))
@@ -135,12 +140,51 @@ def _build_agents(sc, fd, states: dict[int, dict], only: set[int] | None):
                       num_classes=fd.num_classes, model=sc.model, loss=sc.loss, optim=sc.optim,
                       aggregation=sc.aggregation, method=sc.method, seed=torch_seed(sc.seed, "agent", a))
         try:
+            _check_state(states[a], all_mods, fd.input_shapes)
             load_inference_state(agent, states[a])
-        except (ValueError, KeyError, RuntimeError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise _fail(Path("final_weights.pt"), f"agent {a} does not match the scenario: {first}") from None
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:
+            raise _fail(weights, f"agent {a} does not match the scenario: {_first(e)}") from None
         agents.append((a, g.label, agent))
     return agents
+
+
+def _check_state(sd: dict, modalities: tuple[str, ...], input_shapes: dict) -> None:
+    """What a state declares against the scenario and its data, before anything is built
+    from it (a forged input shape would size the rebuilt encoder)."""
+    from parse_actors.agents.config import ARCH_NAMES
+
+    extra = [m for m in sd["modalities"] if m not in modalities]
+    if extra:
+        raise ValueError(f"active modality {extra[0]!r}, the scenario gives it only {', '.join(modalities)}")
+    for m, shape in sd["input_shapes"].items():
+        if m not in input_shapes:
+            raise ValueError(f"input shape for modality {m!r}, which the data does not have")
+        if tuple(shape) != tuple(input_shapes[m]):
+            raise ValueError(f"input shape {tuple(shape)} for {m!r}, the data's is {tuple(input_shapes[m])}")
+    for m, arch in sd["archs"].items():
+        if arch not in ARCH_NAMES:
+            raise ValueError(f"architecture {arch!r} for {m!r} (known: {', '.join(ARCH_NAMES)})")
+
+
+def check_samples(sc, n_samples: int, states: int) -> None:
+    """--samples (and --states) against the memory the held-out set implies, before drawing
+    it: the synthetic task's samples and latents, one feature set in float64, the PID's
+    joint table (states per source, capped by the fitted half, squared, x classes)."""
+    from parse_actors import memory
+
+    if sc.data.name != "synthetic":
+        return  # other datasets use their global test set, already loaded
+    syn = sc.data.synthetic
+    widest = max([*sc.model.slice_widths().values(), sc.model.embedding_width()])
+
+    def need(n: int) -> int:
+        cells = min(states, n // 2)
+        return syn.memory_bytes(n) + 8 * n * (widest + 1) + 8 * cells * cells * syn.num_classes
+
+    why = memory.over_limit(need(n_samples), f"auditing {n_samples:,} samples")
+    if why:
+        fit = next((n for n in (10 ** k for k in range(9, 1, -1)) if not memory.over_limit(need(n), "")), None)
+        raise ScenarioError("--samples", "", why + (f"; {fit:,} would fit" if fit else ""))
 
 
 def audit_run(run_dir: Path, n_samples: int = 4000, states: int = 8, max_agents_per_group: int | None = None,
@@ -154,13 +198,18 @@ def audit_run(run_dir: Path, n_samples: int = 4000, states: int = 8, max_agents_
 
 def _audit(run_dir: Path, n_samples: int, states: int, max_agents_per_group: int | None, plots: bool,
            dpi: int) -> AuditResult:
-    from parse_actors.data import build_federated_data
+    from parse_actors.data import DataError, build_federated_data
+    from parse_actors.scenario.checks import data_error
 
     t0 = time.perf_counter()
     sc, states_by_agent = _load_run(run_dir)
+    check_samples(sc, n_samples, states)
     base = Path(sc.base_dir or ".")
     groups = sc.agent_groups()
-    fd = build_federated_data(sc.data, [tuple(g.modalities) for g in groups], seed=sc.seed, base_dir=base)
+    try:
+        fd = build_federated_data(sc.data, [tuple(g.modalities) for g in groups], seed=sc.seed, base_dir=base)
+    except DataError as e:
+        raise data_error(str(run_dir / "scenario.yaml"), e) from None
     only = None
     if max_agents_per_group is not None:
         seen: dict[str, int] = {}
@@ -173,7 +222,7 @@ def _audit(run_dir: Path, n_samples: int, states: int, max_agents_per_group: int
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small problems: one thread is fastest, and leaves the machine to others
     try:
-        agents = _build_agents(sc, fd, states_by_agent, only)
+        agents = _build_agents(sc, fd, states_by_agent, only, path_of(run_dir))
         synthetic = sc.data.name == "synthetic"
         task = lat = None
         if synthetic:

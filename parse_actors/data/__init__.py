@@ -17,6 +17,7 @@ _WHERE = {
     "DataConfig": "config", "PartitionConfig": "config", "ScheduleEntry": "config", "SyntheticConfig": "config",
     "DataError": "errors",
     "FederatedData": "federated", "build_federated_data": "federated", "load_source": "federated",
+    "verify_source": "federated",
     "AgentData": "types", "ModalData": "types", "ModalityEvent": "types",
 }
 
@@ -34,4 +35,5 @@ __all__ = [
     "SyntheticConfig",
     "build_federated_data",
     "load_source",
+    "verify_source",
 ]

@@ -14,11 +14,11 @@ import json
 import os
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import DataError
 from .types import ModalData, SourceData
 
@@ -85,28 +85,33 @@ def load(key: str, cache_dir=None):
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as f:
-            man = json.loads(str(f["manifest"]))
+        with files.Npz(path, kinds=files.NUMBERS + "U") as f:  # headers checked before anything is allocated
+            def get(k):
+                if k not in f.keys:
+                    raise KeyError(k)
+                return f.array(k)
+
+            man = json.loads(str(get("manifest")))
             splits = {}
             for split in ("train", "test"):
                 spec = man[split]
                 if spec is None:
                     splits[split] = None
                     continue
-                y = f[f"{split}.y"]
+                y = get(f"{split}.y")
                 if y.shape != (spec["n"],) or y.dtype != np.int64:
                     raise ValueError(f"{split} labels: {y.dtype} {y.shape}")
                 x = {}
                 for m, s in spec["x"].items():
-                    a = f[f"{split}.x.{m}"]
+                    a = get(f"{split}.x.{m}")
                     if list(a.shape) != s["shape"] or str(a.dtype) != s["dtype"]:
                         raise ValueError(f"{split}.{m}: {a.dtype} {a.shape}, manifest says {s}")
                     x[m] = a
                 splits[split] = ModalData(x, y)
-            groups = f["groups"] if man["groups"] else None
+            groups = get("groups") if man["groups"] else None
         src = SourceData(splits["train"], splits["test"], man["num_classes"], groups, man["class_names"], man["info"])
         src.validate()
         return src
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, DataError) as e:  # corrupt or stale: rebuild
+    except (OSError, ValueError, KeyError, TypeError, DataError) as e:  # corrupt or stale: rebuild
         warnings.warn(f"ignoring unreadable data cache entry {path}: {e}", stacklevel=2)
         return None

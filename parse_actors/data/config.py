@@ -180,6 +180,8 @@ class DataConfig(_WithOptions):
             raise DataError("partition", "needs at least one agent")
         if ds.check is not None:
             ds.check(opts)
+        if ds.files is not None:  # the format's layout: every file it names is there, inside `path`
+            ds.files(opts, self.resolve_path(base_dir))
         mods = self.modalities(base_dir)
         for g in groups:
             missing = [m for m in g if m not in mods]

@@ -70,6 +70,15 @@ def load_source(
     return src, {"enabled": True, "key": key, "hit": False}
 
 
+def verify_source(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> None:
+    """Read a downloaded dataset's files as a run reads them (every check of its
+    reader: headers, contents, labels), without the cache: what `parse-sim
+    validate` does beyond the scenario checks. Datasets built from code or
+    shipped assets have nothing a user could have damaged."""
+    if cfg.dataset().needs_path:
+        build_source(cfg, seed, base_dir)
+
+
 def _global_test(cfg: DataConfig, src: SourceData, seed: int) -> tuple[ModalData, ModalData, np.ndarray | None, str]:
     """(pool, global test, pool groups, where the test came from)."""
     r = seeded_rng(seed, "data", "global_test")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datasets import av_digits, avmnist, cremad, npz, synthetic, uci_har, watch_imu
+from .errors import DataError
 from .types import Dataset, SourceData
 
 DataConfig = Any  # a parse_actors.data.config.DataConfig (that module builds its schema from this registry)
@@ -24,6 +25,8 @@ _MODULES = (synthetic, av_digits, watch_imu, uci_har, avmnist, cremad, npz)  # t
 DATASETS: dict[str, Dataset] = {m.DATASET.name: m.DATASET for m in _MODULES}
 DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 PATH_DATASETS = tuple(n for n, d in DATASETS.items() if d.needs_path)
+if any(DATASETS[n].files is None for n in PATH_DATASETS):  # the cache key and validate list what a build reads
+    raise ImportError(f"datasets read from a path must list their files: {[n for n in PATH_DATASETS if DATASETS[n].files is None]}")
 
 FORMAT_VERSION = 1  # bump when the cache file layout changes
 _HERE = Path(__file__).parent
@@ -46,9 +49,16 @@ def cacheable(cfg: DataConfig) -> bool:
     return DATASETS[cfg.name].cacheable
 
 
-def _file_fingerprint(path: Path) -> list:
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+def _file_fingerprint(path: Path, files: list[Path]) -> list:
+    """[name, size, mtime] of each file a build reads (names relative to `path`)."""
+    out = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError as e:
+            raise DataError("path", f"{p}: cannot be read ({e.strerror or e})") from None
+        out.append([str(p.relative_to(path)) if path.is_dir() else p.name, st.st_size, st.st_mtime_ns])
+    return out
 
 
 def cache_key(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> str:
@@ -63,11 +73,11 @@ def cache_key(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> str:
     if ds.seeded:
         doc["seed"] = int(seed)
     if ds.asset is not None:
-        doc["asset"] = _file_fingerprint(ds.asset)[0][1:2]  # size: a rebuilt asset invalidates
+        doc["asset"] = [ds.asset.stat().st_size]  # a rebuilt asset invalidates
     if ds.needs_path:
         p = cfg.resolve_path(base_dir)
         doc["path"] = str(p.resolve())
-        doc["files"] = _file_fingerprint(p)
+        doc["files"] = _file_fingerprint(p, ds.files(cfg.source_options(), p))
     blob = json.dumps(doc, sort_keys=True).encode()
     return f"{cfg.name}-{hashlib.sha256(blob).hexdigest()[:16]}"
 

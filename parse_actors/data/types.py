@@ -158,6 +158,10 @@ class Dataset:
     """Files (relative to parse_actors/data) whose bytes decide what `build`
     makes: part of the cache key, so editing a builder invalidates its entries."""
     needs_path: bool = False
+    files: Callable[[Any, Path], list[Path]] | None = None
+    """The files `build` reads under `path`, found from the format's fixed names
+    without reading them (never a recursive walk); raises DataError when `path`
+    is not laid out as the format says. Their sizes and times key the cache."""
     pool_size: Callable[[Any], int | None] | None = None
     """Number of samples without building, where that is cheap."""
     groups: bool | Callable[[Any], bool] = False

@@ -13,6 +13,9 @@ what `audit` needs, the tables are what the run is for.
 from __future__ import annotations
 
 import io
+import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -89,14 +92,85 @@ def _log(log):
 
 def load_final_weights(run_dir: Path) -> dict[int, dict[str, Any]] | None:
     """{agent_id: inference state}, or None when the run has no final weights.
-    Raises ValueError when the file is not a final-weights file of this format."""
+
+    Read with torch's weights-only unpickler (never code), from a regular file
+    only (a FIFO is refused, not waited on) no larger than memory allows; then
+    every agent's state is checked for the structure `load_inference_state`
+    needs (`check_states`). Raises ValueError naming what is wrong."""
+    from parse_actors import memory
+    from parse_actors.data import files
+    from parse_actors.data.errors import DataError
+
     p = path_of(run_dir)
-    if not p.is_file():
+    if not os.path.lexists(p):
         return None
-    doc = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        with files.open_regular(p) as (fh, size):
+            why = memory.over_limit(size, f"loading {NAME} ({memory.fmt_bytes(size)})")
+            if why:
+                raise ValueError(why)
+            with warnings.catch_warnings():  # its refusal is our one line, not a page of advice
+                warnings.simplefilter("ignore")
+                doc = torch.load(fh, map_location="cpu", weights_only=True)
+    except DataError as e:
+        raise ValueError(e.message.removeprefix(f"{p}: ")) from None
+    except pickle.UnpicklingError as e:  # torch's weights-only unpickler refused it: never code
+        text = " ".join(str(e).split())
+        detail = text.split("WeightsUnpickler error:", 1)[-1].split(" Check the documentation")[0].strip()
+        raise ValueError(f"not a file torch's weights-only loader accepts ({detail[:160]}): only tensors, numbers "
+                         "and strings are read from it, never code") from None
+    except Exception as e:  # noqa: BLE001 - torch's reader on a damaged file raises many kinds
+        text = " ".join(str(e).split())
+        raise ValueError(f"not a readable torch file, or truncated ({type(e).__name__}: "
+                         f"{text.split('. ')[0][:160]})") from None
+    return check_states(doc)
+
+
+def check_states(doc: Any) -> dict[int, dict[str, Any]]:
+    """The agents of a loaded final-weights document, each state checked for the types
+    `load_inference_state` reads; ValueError('<key path>: expected ...') otherwise."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("agents"), dict):
         raise ValueError(f"not a final-weights file of format {FORMAT}")
-    return {int(a): sd for a, sd in doc["agents"].items()}
+    out = {}
+    for a, sd in doc["agents"].items():
+        if isinstance(a, bool) or not isinstance(a, int) or a < 0:
+            raise ValueError(f"agents: key {a!r} is not an agent id")
+        where = f"agents.{a}"
+        if not isinstance(sd, dict):
+            raise ValueError(f"{where}: expected an agent's state (a dict), got {type(sd).__name__}")
+        missing = [k for k in _KEEP if k not in sd]
+        if missing:
+            raise ValueError(f"{where}: no {missing[0]!r}")
+        _expect(sd["method"], str, f"{where}.method", "a method name")
+        if isinstance(sd["agent_id"], bool) or sd["agent_id"] != a:
+            raise ValueError(f"{where}.agent_id: {sd['agent_id']!r}, expected {a}")
+        _strings(sd["modalities"], f"{where}.modalities")
+        _strings(sd["keys"], f"{where}.keys")
+        _expect(sd["input_shapes"], dict, f"{where}.input_shapes", "{modality: shape}")
+        for m, shape in sd["input_shapes"].items():
+            if not isinstance(m, str) or not isinstance(shape, (list, tuple)) or not shape or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+                raise ValueError(f"{where}.input_shapes.{m}: expected a shape (positive integers), got {shape!r}")
+        _expect(sd["archs"], dict, f"{where}.archs", "{modality: architecture}")
+        for m, arch in sd["archs"].items():
+            _expect(arch, str, f"{where}.archs.{m}", "an architecture name")
+        _expect(sd["model"], dict, f"{where}.model", "{parameter: tensor}")
+        for k, t in sd["model"].items():
+            if not isinstance(k, str) or not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                got = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{where}.model.{k}: expected a floating-point tensor, got {got}")
+        out[a] = sd
+    return out
+
+
+def _expect(v: Any, kind: type, where: str, what: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise ValueError(f"{where}: expected {what}, got {type(v).__name__}")
+
+
+def _strings(v: Any, where: str) -> None:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"{where}: expected a list of names, got {v!r:.60}")
 
 
 def load_inference_state(agent, sd: Mapping[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import math
 import os
 import re
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 from netem import ConfigError as NetemConfigError
 from netem import check_network
 from netem.limits import MAX_FILE_BYTES as NETEM_MAX_FILE_BYTES
+from parse_actors import memory
 from parse_actors.data import DataError
 from parse_actors.errors import ScenarioError
 
@@ -42,7 +44,7 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
         sc.data.check(groups=groups, n_agents=n, base_dir=base,
                       agent_modalities=[g.modalities for g in sc.agent_groups()])
     except DataError as e:
-        raise ScenarioError(file, _join("data", e.path), e.message) from None
+        raise data_error(file, e) from None
     except _UNEXPECTED as e:
         raise ScenarioError(file, "data.path" if sc.data.path is not None else "data", _unexpected(e)) from None
     if sc.engine.compute_time == "measured" and sc.protocol.mode != "sync":
@@ -61,13 +63,28 @@ def check_scenario(sc: Scenario, file: str | None = None) -> None:
                 raise ScenarioError(file, f"agents.groups.{i}.archs.{m}",
                                     f"names a modality the group lacks (group has {', '.join(g.modalities)})")
     _check_arch_ranks(sc, file)
+    _check_model_memory(sc, file)
 
 
-def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
-    """Each encoder architecture accepts the rank of the data it will encode
-    (an agent would otherwise fail when it is built)."""
-    from parse_actors.agents.config import ARCH_RANKS
+def data_error(file: str | None, e: DataError) -> ScenarioError:
+    """A DataError (key relative to `data:`) as the one-line error of scenario `file`."""
+    return ScenarioError(file, _join("data", e.path), e.message)
 
+
+def check_data_files(sc: Scenario, file: str | None = None) -> None:
+    """Read the dataset's files as a run would (`parse-sim validate`): every check its
+    reader makes at load (headers, NaN, labels, CRC), without running anything."""
+    from parse_actors.data import verify_source
+
+    try:
+        verify_source(sc.data, sc.seed, Path(sc.base_dir or "."))
+    except DataError as e:
+        raise data_error(file, e) from None
+
+
+def _encoders(sc: Scenario):
+    """(group, modality, key that picks its architecture, architecture, input shape) of
+    every encoder the agents build, where the data's shapes are known without building it."""
     shapes = sc.data.input_shapes()
     if shapes is None:
         return
@@ -82,10 +99,47 @@ def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
                 key, arch = f"model.archs.{m}", sc.model.archs[m]
             else:
                 key, arch = "model.default_arch", sc.model.default_arch
-            ranks = ARCH_RANKS[arch]
-            if len(shapes[m]) not in ranks:
-                raise ScenarioError(file, key, f"architecture {arch!r} takes inputs of rank "
-                                    f"{' or '.join(map(str, ranks))}, modality {m!r} has shape {shapes[m]}")
+            yield g, m, key, arch, tuple(shapes[m])
+
+
+def _check_arch_ranks(sc: Scenario, file: str | None) -> None:
+    """Each encoder architecture accepts the rank of the data it will encode
+    (an agent would otherwise fail when it is built)."""
+    from parse_actors.agents.config import ARCH_RANKS
+
+    for _, m, key, arch, shape in _encoders(sc):
+        ranks = ARCH_RANKS[arch]
+        if len(shape) not in ranks:
+            raise ScenarioError(file, key, f"architecture {arch!r} takes inputs of rank "
+                                f"{' or '.join(map(str, ranks))}, modality {m!r} has shape {shape}")
+
+
+def _check_model_memory(sc: Scenario, file: str | None) -> None:
+    """The agents' encoder weights (float32, every agent's at once: a lower bound on what
+    the run holds) fit in memory: an input width or a layer width cannot ask for more."""
+    from parse_actors.agents.config import encoder_weights
+
+    model = sc.model
+    total, worst = 0, None
+    for g, m, key, arch, shape in _encoders(sc):
+        out = min(model.width_of(m), sum(model.slice_widths().values()))  # the encoder's output, at least
+        nbytes = 4 * g.count * encoder_weights(arch, shape, out, model)
+        total += nbytes
+        if worst is None or nbytes > worst[0]:
+            worst = (nbytes, key, arch, m, shape, g.count)
+    why = memory.over_limit(total, "holding the agents' encoder weights")
+    if why:
+        _, key, arch, m, shape, count = worst
+        width_key = _ARCH_WIDTHS[arch]
+        value = getattr(model, width_key)
+        if max(value if isinstance(value, list) else [value]) > math.prod(shape):
+            key = f"model.{width_key}"  # the layers, not the input, are what is large
+        raise ScenarioError(file, key, f"{why}; most of it: {count} agents x encoder {arch!r} on modality {m!r} "
+                                       f"of shape {shape} with {width_key} {value}")
+
+
+_ARCH_WIDTHS = {"mlp": "mlp_hidden", "cnn": "cnn_channels", "conv1d": "conv1d_channels", "gru": "gru_hidden"}
+"""The model key holding each encoder's layer widths."""
 
 
 # Errors a semantic check of netem/ or data/ may leak on a hostile file instead

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from parse_actors.metrics.rundir import RunDirError
 from parse_actors.studies.grid import dump_value, is_numeric, value_text
+from parse_actors.studies.readers import (  # noqa: F401 - ReportError is importable from here
+    SUMMARY,
+    SWEEP,
+    ReportError,
+    check_sweep_manifest,
+    read_json,
+    read_table,
+)
 
 SWEEP_JSON = "sweep.json"
 """What a sweep directory holds: the plan (scenario, grid, seeds, runs), written first."""
@@ -19,30 +23,7 @@ SWEEP_CSV = "sweep.csv"
 """One row per run of a sweep."""
 
 
-class ReportError(RunDirError):
-    """The directory is neither a run nor a sweep directory."""
-
-
-TEXT_COLUMNS = {"group", "branch", "kind"}
 FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local"}
-
-
-def _num(v: str | None) -> Any:
-    if v is None or v == "":
-        return None
-    if v.lstrip("-").isdigit():
-        return int(v)
-    try:
-        return float(v)
-    except ValueError:
-        return v
-
-
-def read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: (v if k in TEXT_COLUMNS else _num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 @dataclass
@@ -101,16 +82,13 @@ class RunData:
 
 
 def load_run(rdir: Path) -> RunData:
+    """A run directory's summary and tables, each checked against its schema (readers)."""
     rdir = Path(rdir)
-    try:
-        summary = json.loads((rdir / "summary.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{rdir}: no summary.json (not a run directory, or the run never finished a round)") \
-            from None
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{rdir}: cannot read summary.json: {e}") from None
-    return RunData(rdir, summary, read_csv(rdir / "metrics.csv"), read_csv(rdir / "conflict.csv"),
-                   read_csv(rdir / "slice_drop.csv"), read_csv(rdir / "comm.csv"), seed=summary.get("seed", 0))
+    if not (rdir / "summary.json").is_file():
+        raise ReportError(f"{rdir}: no summary.json (not a run directory, or the run never finished a round)")
+    summary = read_json(rdir / "summary.json", SUMMARY)
+    return RunData(rdir, summary, read_table(rdir / "metrics.csv"), read_table(rdir / "conflict.csv"),
+                   read_table(rdir / "slice_drop.csv"), read_table(rdir / "comm.csv"), seed=summary.get("seed", 0))
 
 
 @dataclass
@@ -179,22 +157,18 @@ class SweepData:
 
 
 def load_sweep(sdir: Path) -> SweepData:
+    """A sweep's manifest and its finished runs; a run without summary.json (not run yet, or
+    still running) is listed as missing, a run whose files are malformed is an error."""
     sdir = Path(sdir)
-    try:
-        manifest = json.loads((sdir / SWEEP_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{sdir}: cannot read {SWEEP_JSON}: {e}") from None
+    manifest = read_json(sdir / SWEEP_JSON, SWEEP)
+    check_sweep_manifest(manifest, sdir / SWEEP_JSON)
     runs, missing = [], []
     for entry in manifest.get("runs", []):
         rdir = sdir / entry["dir"]
         if not (rdir / "summary.json").is_file():
             missing.append(entry["dir"])
             continue
-        try:
-            run = load_run(rdir)
-        except ReportError:
-            missing.append(entry["dir"])
-            continue
+        run = load_run(rdir)
         run.params = entry.get("params") or {}
         run.seed = entry.get("seed", run.seed)
         run.derived = entry.get("derived") or {}

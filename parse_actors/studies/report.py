@@ -58,7 +58,7 @@ DERIVED = {
 
 def default_target(finals: list[float | None]) -> float:
     """80% of the best final mean accuracy, rounded down to 0.05 (at least 0.05)."""
-    vals = [v for v in finals if v is not None]
+    vals = [v for v in finals if v is not None and math.isfinite(v)]  # NaN: a diverged run
     if not vals:
         return 0.5
     return max(0.05, math.floor(0.8 * max(vals) * 20 + 1e-9) / 20)

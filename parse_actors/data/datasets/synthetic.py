@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ... import memory
 from ...names import check_modality_names
 from ...schema import StrictModel
 from ..errors import DataError
@@ -89,6 +90,24 @@ class SyntheticConfig(StrictModel):
             return tuple(self.shapes[m])
         return (self.dims()[m],)
 
+    def memory_bytes(self, n: int) -> int:
+        """A lower bound on what `generate` holds at its peak for `n` samples: the latents
+        (float64; codes int64), the projections and the observations (float32), plus the
+        largest of what comes and goes: one modality's temporaries, the class scores, the
+        oracle's two 48,000-sample latent draws (tests hold it below the measured peak)."""
+        K, C = len(self.modalities), self.num_classes
+        d_red, d_uni = self.latent_dims()
+        k = self.synergy_order
+        subsets = math.comb(K, k) if K >= 2 else 0
+        codes = subsets * k
+        latent = 8 * (d_red + K * (d_uni + self.nuisance_dim) + codes)  # bytes per sample
+        seen_codes = math.comb(K - 1, k - 1) if K >= 2 else 0  # subsets holding one modality
+        d_in = d_red + d_uni + self.nuisance_dim + seen_codes * self.synergy_dim
+        dims = self.dims()
+        base = n * latent + 8 * d_in * sum(dims.values()) + 8 * codes * C * self.synergy_dim + 4 * n * sum(dims.values())
+        transient = max(4 * n * max(d_in + d for d in dims.values()), 8 * n * C, 2 * 48_000 * latent + 48_000 * 8 * C)
+        return base + transient
+
     def weights(self) -> dict[str, float]:
         if self.mix is not None:
             return self.mix.model_dump()
@@ -128,6 +147,14 @@ def _check(s: SyntheticConfig) -> None:
         )
     if w["synergy"] > 0 and s.synergy_order > k:
         raise DataError("synthetic.synergy_order", f"{s.synergy_order} is more than the {k} modalities")
+    dims = s.dims()
+    why = memory.over_limit(s.memory_bytes(s.n_samples),
+                            f"generating {s.n_samples:,} samples of {sum(dims.values()):,} features "
+                            f"({len(dims)} modalities; latents {'+'.join(map(str, s.latent_dims()))}, "
+                            f"nuisance {s.nuisance_dim}, {math.comb(k, s.synergy_order) if k >= 2 else 0:,} "
+                            "synergy terms)")
+    if why:
+        raise DataError("synthetic", why)
 
 
 def _build(opts: SyntheticConfig, seed: int, path: Path | None, cfg) -> SourceData:
