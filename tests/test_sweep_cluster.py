@@ -126,6 +126,14 @@ def test_cluster_sweep_equals_local_pool(pool_sweep, cluster, tmp_path):
     progress = _progress(out)
     assert progress["finished"] and progress["done"] == CELLS and progress["retries"] == 0
     assert len(progress["cells_per_node"]) == 2, progress  # both nodes ran cells
+    # never more cells on a node than its CPUs (one each here): a cell that blocked in ray.get
+    # would have lent its CPU to the next one
+    by_node: dict[str, list] = {}
+    for c in progress["cells"].values():
+        by_node.setdefault(c["node"], []).append((c["started"], c["ended"]))
+    for spans in by_node.values():
+        spans.sort()
+        assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:])), spans
     assert_same_results(out, pool_sweep)
     assert not any(cluster.scratch_tmp.glob("psim-cells-*/*")), "a cell's scratch directory was left behind"
 

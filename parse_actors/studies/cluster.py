@@ -130,8 +130,13 @@ class _Control:
 
 
 def cell_task(sc, name: str, backend: str, state: str, files: dict, control, attempt: int,
-              verbosity: int) -> tuple[str, Any, dict]:
-    """One cell on a cluster node: (status, value, its run directory's files)."""
+              verbosity: int) -> tuple[str, Any, dict, dict]:
+    """One cell on a cluster node: (status, value, its run directory's files, when it
+    started and ended on this machine's clock).
+
+    It never blocks in `ray.get`/`ray.wait`: Ray lends a blocked task's CPUs to
+    other tasks, which would put more cells on a node than it has CPUs for. The
+    control actor's answers are awaited through `ObjectRef.future()` instead."""
     import ray
 
     from parse_actors import logs
@@ -142,24 +147,27 @@ def cell_task(sc, name: str, backend: str, state: str, files: dict, control, att
     Progress.enabled_default = False
     where = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid(),
              "attempt": attempt, "since": time.time()}
-    if not ray.get(control.started.remote(name, where)):
-        return "cancelled", None, {}
-    polled = [time.monotonic()]
+    if not control.started.remote(name, where).future().result():
+        return "cancelled", None, {}, {}
+    asked = [None, time.monotonic()]  # the pending "should I stop?" answer, when it was asked
 
     def stop_when_asked(sim, rnd) -> None:
-        now = time.monotonic()
-        if sim.stop_signal is None and now - polled[0] >= STOP_POLL_S:
-            polled[0] = now
-            if ray.get(control.should_stop.remote()):
+        fut, since = asked
+        if fut is not None and fut.done():
+            asked[0] = None
+            if fut.result():
                 import signal
 
                 sim.stop_signal = signal.SIGINT  # finish this round, write a checkpoint, stop
+        elif fut is None and time.monotonic() - since >= STOP_POLL_S:
+            asked[:] = [control.should_stop.remote().future(), time.monotonic()]
 
     with scratch(name) as rdir:
         if files:
             unpack(files, rdir)
         status, value = run_cell(sc, rdir, backend, state, hooks=[stop_when_asked])
-        return status, value, pack(rdir)
+        files = pack(rdir)
+    return status, value, files, {"started": where["since"], "ended": time.time()}
 
 
 # ---------------------------------------------------------------------------
@@ -269,7 +277,7 @@ class _Loop:
         name = run.point.name
         self.started.pop(name, None)
         try:
-            status, value, files = ray.get(ref)
+            status, value, files, span = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - sorted below: the cluster's fault or the cell's
             if isinstance(e, ray.exceptions.TaskCancelledError):
                 return
@@ -285,6 +293,7 @@ class _Loop:
             return
         if files:
             self.install(run, files)
+        self.progress.ran(run, span)
         if status == "interrupted" and self.stopping is None:  # its process was told to stop, not the sweep
             run.state = "resume"
             self.progress.lost(run, f"stopped by signal {value}", self.attempts[name] + 1, self.opts.retries + 1)

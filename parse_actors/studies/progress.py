@@ -8,8 +8,9 @@ too. Failed cells, cells re-run after their node was lost, and a stop are
 always said, one line each. `-q`: none of it.
 
 progress.json (rewritten atomically at each change) says the same to another
-program, with where each running cell is (node, host, pid, attempt) and the
-errors of failed cells; tests watch it to act when a cell has started.
+program, with where each running cell is (node, host, pid, attempt), where and
+when each finished one ran (on a cluster), and the errors of failed cells;
+tests watch it to act when a cell has started.
 The estimate is the time the cells finished so far took per cell, in this
 invocation, times the cells left: it includes the parallelism the sweep gets.
 """
@@ -51,6 +52,7 @@ class SweepProgress:
         self.running: dict[str, dict] = {}
         self.retries = 0
         self.per_node: dict[str, int] = {}  # cells started per node (with their re-runs)
+        self.history: dict[str, dict] = {}  # cell -> node, pid, attempt, started, ended (Ray)
         self.where_text, self.driver_node = "a local process pool", None
         self.stopped: int | None = None
         self._last_status = 0.0
@@ -68,6 +70,10 @@ class SweepProgress:
         if node:
             self.per_node[node] = self.per_node.get(node, 0) + 1
         self._changed()
+
+    def ran(self, name: str, span: dict) -> None:
+        """Where and when (on its node's clock) a cell's last attempt ran, kept in progress.json."""
+        self.history[name] = {**self.running.get(name, {}), **span}
 
     def finished(self, name: str, line: str, complete: bool, error: str | None = None) -> None:
         """A cell ended: `line` is its one-line account (shown at -v, or always when it failed)."""
@@ -153,7 +159,7 @@ class SweepProgress:
             "where": self.where_text, "driver_node": self.driver_node, "total": self.total,
             "done": self.done, "skipped": self.skipped, "failed": len(self.failed),
             "running": [{"cell": n, **w} for n, w in self.running.items()], "errors": self.failed,
-            "retries": self.retries, "cells_per_node": self.per_node, "elapsed_s": round(time.monotonic() - self.t0, 3),
+            "retries": self.retries, "cells_per_node": self.per_node, "cells": self.history, "elapsed_s": round(time.monotonic() - self.t0, 3),
             "eta_s": None if self.eta_s() is None else round(self.eta_s(), 3),
             "finished": final, "stopped_by_signal": self.stopped,
         })

@@ -308,6 +308,9 @@ class _Tracker:
     def tick(self) -> None:
         self.progress.tick()
 
+    def ran(self, run: PlannedRun, span: dict) -> None:
+        self.progress.ran(run.point.name, span)
+
     def lost(self, run: PlannedRun, why: str, attempt: int, of: int) -> None:
         self.progress.retry(f"{run.point.label}: lost with its node or worker ({why}); running it again "
                             f"(attempt {attempt} of {of})")
