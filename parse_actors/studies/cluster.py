@@ -147,7 +147,7 @@ def cell_task(sc, name: str, backend: str, state: str, files: dict, control, att
     Progress.enabled_default = False
     where = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid(),
              "attempt": attempt, "since": time.time()}
-    if not control.started.remote(name, where).future().result():
+    if not control.started.remote(name, where).future().result(timeout=300):
         return "cancelled", None, {}, {}
     asked = [None, time.monotonic()]  # the pending "should I stop?" answer, when it was asked
 
