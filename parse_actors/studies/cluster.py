@@ -280,6 +280,7 @@ class _Loop:
             status, value, files, span = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - sorted below: the cluster's fault or the cell's
             if isinstance(e, ray.exceptions.TaskCancelledError):
+                self.progress.cancelled(run)
                 return
             why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
             if _lost(e) and self.attempts[name] <= self.opts.retries and self.stopping is None:
@@ -290,11 +291,13 @@ class _Loop:
                                    if _lost(e) else why)
             return
         if status == "cancelled":
+            self.progress.cancelled(run)
             return
         if files:
             self.install(run, files)
         self.progress.ran(run, span)
-        if status == "interrupted" and self.stopping is None:  # its process was told to stop, not the sweep
+        if status == "interrupted" and self.stopping is None and self.attempts[name] <= self.opts.retries:
+            # its process was told to stop, not the sweep: it continues from the checkpoint it sent
             run.state = "resume"
             self.progress.lost(run, f"stopped by signal {value}", self.attempts[name] + 1, self.opts.retries + 1)
             self.queue.appendleft(run)

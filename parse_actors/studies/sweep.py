@@ -311,7 +311,11 @@ class _Tracker:
     def ran(self, run: PlannedRun, span: dict) -> None:
         self.progress.ran(run.point.name, span)
 
+    def cancelled(self, run: PlannedRun) -> None:
+        self.progress.stopped_early(run.point.name)
+
     def lost(self, run: PlannedRun, why: str, attempt: int, of: int) -> None:
+        self.progress.stopped_early(run.point.name)
         self.progress.retry(f"{run.point.label}: lost with its node or worker ({why}); running it again "
                             f"(attempt {attempt} of {of})")
 
