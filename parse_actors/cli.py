@@ -57,8 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a scenario over a grid of key values x seeds (resumable)",
                         description="Run SCENARIO for every combination of the --grid values (and the file's "
                                     "'# grid: KEY=V1,V2' comment lines) and every seed; one run directory each, "
-                                    "plus sweep.json and sweep.csv. Re-running skips finished runs.")
-    sw.add_argument("scenario", help="scenario YAML file")
+                                    "plus sweep.json and sweep.csv. Cells run in a local process pool, or with "
+                                    "--ray-address as Ray tasks spread over a cluster, with the same results. "
+                                    "--resume OUT (or the same command again) skips finished cells.")
+    sw.add_argument("scenario", nargs="?", help="scenario YAML file")
+    sw.add_argument("--resume", metavar="OUT", help="continue the sweep in OUT as its sweep.json says (finished "
+                                                    "cells are skipped, interrupted ones continue from their "
+                                                    "checkpoint); takes --ray-address, --parallel, --cell-* too")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
                     help="values to sweep (YAML; commas inside [] or {} do not split; a single [..] list gives "
                          "its items); replaces the file's grid for that key; repeatable")
@@ -66,15 +71,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="hyperparameter values to choose from per setting (swept like --grid; the value with the "
                          "best mean validation accuracy over seeds is reported with its test accuracy); repeatable: "
                          "the product of the values")
-    sw.add_argument("--seeds", type=int, default=1, metavar="N",
+    sw.add_argument("--seeds", type=int, metavar="N",
                     help="seeds per grid point: the scenario's seed, +1, ... (default 1)")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override a scenario key for every run (VALUE parsed as YAML); repeatable")
     sw.add_argument("--out", help="sweep directory (default runs/<name>-sweep/)")
-    sw.add_argument("--backend", choices=["ray", "inline"], default="inline",
-                    help="where agents run (default inline; ray runs the points one at a time)")
+    sw.add_argument("--backend", choices=["ray", "inline"],
+                    help="where each cell's agents run (default inline; ray: the cells run one at a time, each "
+                         "with its own local Ray instance; not with --ray-address)")
     sw.add_argument("--parallel", type=int, metavar="K",
-                    help="runs at a time, each in its own process (default: one per CPU)")
+                    help="at most K cells at once (default: one per CPU in the local pool; with --ray-address "
+                         "as many as the cluster's resources hold)")
+    sw.add_argument("--ray-address", metavar="ADDR",
+                    help="run each cell as a Ray task: auto or HOST:PORT of a running cluster, or 'local' (a Ray "
+                         "instance started for the sweep); default: a local process pool")
+    sw.add_argument("--cell-cpus", type=float, default=1.0, metavar="N",
+                    help="with --ray-address: CPUs each cell reserves (default 1; set engine.torch_threads to use "
+                         "more than one)")
+    sw.add_argument("--cell-gpus", type=float, default=0.0, metavar="F",
+                    help="with --ray-address: GPUs each cell reserves, a fraction shares one (default 0; a cell "
+                         "trains on it with engine.device cuda or auto)")
+    sw.add_argument("--cell-memory", metavar="SIZE",
+                    help="with --ray-address: memory each cell reserves for Ray's placement, e.g. 2GiB")
+    sw.add_argument("--retries", type=int, default=3, metavar="N",
+                    help="with --ray-address: times a cell lost with its node or worker is run again (default 3)")
     sw.add_argument("--force", action="store_true", help="re-run finished runs too")
 
     rp = sub.add_parser("report", help="Markdown summary and PNG plots of a run or sweep directory",
@@ -171,18 +191,55 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def _sweep_cluster(args):
+    """--ray-address and the --cell-* flags as ClusterOptions (None: the local pool)."""
+    from parse_actors.errors import ScenarioError
+
+    ray_only = [f for f, given in (("--cell-cpus", args.cell_cpus != 1.0), ("--cell-gpus", args.cell_gpus != 0.0),
+                                   ("--cell-memory", args.cell_memory is not None), ("--retries", args.retries != 3))
+                if given]
+    if not args.ray_address:
+        if ray_only:
+            raise ScenarioError(ray_only[0], "", "only with --ray-address (the local pool runs --parallel K cells, "
+                                                 "one process each)")
+        return None
+    from parse_actors.studies.cluster import CellResources, ClusterOptions, parse_size
+
+    if args.backend == "ray":
+        raise ScenarioError("--backend", "ray", "not with --ray-address: each cell runs inline in its own Ray task "
+                                                "(hosts of its own would compete with the cells for the cluster's "
+                                                "CPUs)")
+    if args.retries < 0:
+        raise ScenarioError("--retries", "", f"expected a number >= 0, got {args.retries}")
+    res = CellResources(args.cell_cpus, args.cell_gpus, parse_size(args.cell_memory) if args.cell_memory else None)
+    res.check()
+    return ClusterOptions(args.ray_address, res, args.retries)
+
+
 def _cmd_sweep(args) -> int:
     from parse_actors import logs
     from parse_actors.errors import ScenarioError
     from parse_actors.metrics.progress import Progress
     from parse_actors.studies.data import load_sweep
     from parse_actors.studies.report import sweep_console_table
-    from parse_actors.studies.sweep import SWEEP_CSV, plan_sweep, run_sweep
+    from parse_actors.studies.sweep import SWEEP_CSV, plan_sweep, resume_sweep, run_sweep
 
     if args.parallel is not None and args.parallel < 1:
         raise ScenarioError("--parallel", "", f"expected a positive number of runs at a time, got {args.parallel}")
-    sweep = plan_sweep(args.scenario, args.grid, args.seeds, args.overrides, args.out, args.backend, args.force,
-                       tune_args=args.tune)
+    cluster = _sweep_cluster(args)
+    if args.resume:
+        given = [f for f, v in (("SCENARIO", args.scenario), ("--grid", args.grid), ("--tune", args.tune),
+                                ("--seeds", args.seeds), ("--set", args.overrides), ("--out", args.out),
+                                ("--force", args.force)) if v]
+        if given:
+            raise ScenarioError("--resume", "", f"takes the sweep directory only, not {given[0]} (its sweep.json "
+                                                "holds the scenario, grid, seeds and overrides)")
+        sweep = resume_sweep(args.resume, args.backend)
+    else:
+        if not args.scenario:
+            raise ScenarioError(None, "", "parse-sim sweep needs a SCENARIO file (or --resume OUT)")
+        sweep = plan_sweep(args.scenario, args.grid, 1 if args.seeds is None else args.seeds, args.overrides,
+                           args.out, args.backend or "inline", args.force, tune_args=args.tune)
     n_points = len(sweep.runs) // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
           f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
@@ -190,9 +247,10 @@ def _cmd_sweep(args) -> int:
     if verbosity < 0:
         logs.configure(-1)
         Progress.enabled_default = False
-    res = run_sweep(sweep, args.parallel, echo=lambda line: print(line, flush=True), worker_verbosity=verbosity)
+    res = run_sweep(sweep, args.parallel, echo=lambda line: print(line, flush=True), worker_verbosity=verbosity,
+                    cluster=cluster, verbose=bool(args.verbose), status=not args.quiet)
     if res.interrupted is not None:
-        print(f"parse-sim: sweep interrupted; finished runs are kept (re-run the same command to continue): "
+        print(f"parse-sim: sweep interrupted; finished runs are kept; continue with: parse-sim sweep --resume "
               f"{sweep.out}", file=sys.stderr)
         return 128 + int(res.interrupted)
     sd = load_sweep(sweep.out)

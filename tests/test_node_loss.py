@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackCluster
+from loopback import free_port as _free_port
 from run_helpers import kill_host_after_round
 from run_helpers import summary_sans_wall as _summary_sans_wall
 
@@ -25,98 +26,10 @@ from parse_actors.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
-RAY = str(Path(sys.executable).parent / "ray")
 SETS = ["protocol.rounds=8", "train.local_steps=20", "output.plots=false"]
 FAST = ["engine.restart_timeout_s=5", "engine.ray_timeout_s=180"]  # generous: a loaded machine starts actors slowly
-# the head notices a dead node within ~3 s (defaults: ~30 s)
-SYSTEM_CONFIG = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 500,
-                 "health_check_timeout_ms": 500, "health_check_failure_threshold": 4}
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pids(pattern: str) -> set[int]:
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    return {int(p) for p in out} - {os.getpid()}
-
-
-class LoopbackCluster:
-    """A head and one worker node on 127.0.0.1, in a temp dir of their own;
-    every process it started is found by that dir and killed by pid."""
-
-    def __init__(self, head_cpus: int, worker_cpus: int, system_config: dict | None = SYSTEM_CONFIG):
-        self.tmp = tempfile.mkdtemp(prefix="psn", dir="/tmp")
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-        common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats",
-                  f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}"]
-        try:
-            self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--temp-dir={self.tmp}",
-                      "--include-dashboard=false", f"--dashboard-port={_free_port()}",
-                      *([f"--system-config={json.dumps(system_config)}"] if system_config else []), *common)
-            raylets = self._raylets()
-            self._ray("start", f"--address={self.address}", f"--num-cpus={worker_cpus}", *common)
-            new = self._raylets() - raylets
-            assert len(new) == 1, f"expected one new raylet, got {new}"
-            self.worker_raylet = new.pop()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ray(self, *args: str) -> None:
-        r = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-
-    def _raylets(self) -> set[int]:
-        return {p for p in _pids(self.tmp) if Path(f"/proc/{p}/comm").exists()
-                and Path(f"/proc/{p}/comm").read_text().strip() == "raylet"}
-
-    def kill_worker_node(self) -> None:
-        os.kill(self.worker_raylet, signal.SIGKILL)
-
-    def freeze_worker_node(self) -> None:
-        """SIGSTOP the worker's raylet and everything under it (its actors): a hung node."""
-        self.frozen = _with_descendants({self.worker_raylet})
-        for p in self.frozen:
-            os.kill(p, signal.SIGSTOP)
-
-    def stop(self) -> None:
-        """Kill every process of the cluster: those naming its temp dir, whatever runs
-        under them, and whatever was frozen. Ray's agents and workers rename
-        themselves (ray::DashboardAgent, ray::AgentHost) so only the tree finds them,
-        and a frozen one never notices its raylet is gone."""
-        for _ in range(3):
-            pids = _with_descendants(_pids(self.tmp) | getattr(self, "frozen", set()))
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.frozen = set()
-            time.sleep(0.5)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _with_descendants(pids: set[int]) -> set[int]:
-    """`pids` (those still alive) and every process under them."""
-    todo, seen = [p for p in pids if Path(f"/proc/{p}").exists()], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        todo += [int(c) for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True,
-                                                 text=True).stdout.split()]
-    return seen
 
 
 def _parse_sim(*args: str, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -133,6 +133,11 @@ ALLOWED_WRITES = {
     ("parse_actors/data/cache.py", "savez"): "into the temp file above",
     ("parse_actors/data/cache.py", "replace"): "the rename that makes the cache entry appear whole",
     ("parse_actors/studies/sweep.py", "open"): ".sweep.lock: an empty advisory lock file, not an output",
+    ("parse_actors/studies/cell.py", "open"): "a cell's files into a new hidden .part directory (each fsync'd "
+                                             "before the rename that shows it whole) or a new scratch directory; "
+                                             "a scratch directory's empty lock file",
+    ("parse_actors/studies/cell.py", "rename"): "install/recover: a cell's whole run directory set aside or put "
+                                               "in place, one rename each",
     ("parse_actors/metrics/plots.py", "savefig"): "into a BytesIO, then atomic.write_bytes",
     ("parse_actors/engine/checkpoint.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
     ("parse_actors/metrics/final_weights.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",

@@ -137,10 +137,11 @@ def test_rerun_skips_finished_runs(sweep_dir, capsys):
     out = capsys.readouterr().out
     assert "4 of 4 runs already complete" in out and "0 ran, 4 skipped" in out
     assert {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs} == before
-    # an unfinished run (no summary) is redone, and only that one
+    # an unfinished run (no summary) is redone, and only that one; --resume is the same with
+    # only the directory named (its sweep.json holds the rest)
     victim = runs[0]
     (victim / "summary.json").unlink()
-    assert main(args) == 0
+    assert main(["sweep", "--resume", str(sweep_dir), "--parallel", "1"]) == 0
     assert "1 ran, 3 skipped" in capsys.readouterr().out
     after = {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs}
     assert [n for n in after if after[n] != before.get(n)] == [victim.name]

@@ -10,12 +10,14 @@ Layout of a sweep directory::
                           accuracy and the test accuracy there (parse_actors.studies.tune)
     <out>/<key=value__...__seed=S>/   an ordinary run directory per grid point and seed
 
-Every grid point is validated before anything is written. Re-running the same
-command skips runs whose summary.json says complete, continues interrupted
-ones from their checkpoint, and redoes the rest. Runs execute in worker
-processes (`--parallel K`, spawn start method), each calling `run_scenario`
-with the inline backend; with `--backend ray` they run one at a time, each in
-its own local Ray instance that is shut down when the run ends.
+    <out>/progress.json   while it runs: cells done / running (where) / failed (progress.py)
+
+Every grid point is validated before anything is written. `sweep --resume
+OUT` (or re-running the same command) skips runs whose summary.json says
+complete, continues interrupted ones from their checkpoint, and redoes the
+rest. Cells run in a local process pool (pool.py), or with `--ray-address` as
+Ray tasks spread over a cluster (cluster.py); either way each is an ordinary
+run directory with the same bytes (cell.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ import csv
 import json
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -39,6 +40,11 @@ from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
 from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
 from parse_actors.studies.grid import GridPoint, add_tune, dump_value, expand_grid, file_grid, is_numeric, merge_grids
+from parse_actors.studies.pool import DriverSignals, run_pool
+from parse_actors.studies.progress import SweepProgress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parse_actors.studies.cluster import ClusterOptions
 
 TUNED_CSV = "tuned.csv"
 
@@ -84,17 +90,51 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
     """Validate every grid point and decide, per run, whether it is done, new, resumable.
     `tune_args` (`--tune KEY=V1,V2`) are swept like grid keys and chosen per setting on
     validation accuracy when the results are read (parse_actors.studies.tune)."""
-    from parse_actors.scenario import apply_override, build_scenario, load_document
-
     path = Path(scenario_file)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError("--seeds", "", f"expected a positive number of seeds, got {seeds!r}")
-    doc = load_document(path)
     grid, tune = add_tune(merge_grids(file_grid(path), grid_args), list(tune_args or []), grid_args)
-    for o in overrides or []:
+    return _plan(path, grid, tune, seeds, list(overrides or []), out, backend, force)
+
+
+def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
+    """The plan of the sweep in `out` as its sweep.json says it was made (scenario file,
+    grid, tune keys, seeds, overrides, backend unless `backend` is given), for
+    `parse-sim sweep --resume OUT`: finished cells are skipped, the rest run."""
+    from parse_actors.scenario import parse_yaml
+
+    out = Path(out)
+    try:
+        manifest = json.loads((out / SWEEP_JSON).read_text(encoding="utf-8"))
+        if manifest.get("kind") != "parse-sim sweep":
+            raise ValueError("not written by parse-sim sweep")
+        grid = {k: [parse_yaml(t, "value") for t in texts] for k, texts in manifest["grid_text"].items()}
+        seeds, tune = [int(x) for x in manifest["seeds"]], list(manifest.get("tune") or [])
+        overrides, stored = list(manifest.get("overrides") or []), str(manifest["scenario"])
+        names = [r["dir"] for r in manifest["runs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ScenarioError) as e:
+        raise SweepError(f"{out}: cannot resume: no readable {SWEEP_JSON} ({e})") from None
+    path = Path(stored)
+    if not path.is_file() and manifest.get("scenario_path"):
+        path = Path(manifest["scenario_path"])
+    if not path.is_file():
+        raise SweepError(f"{out}: cannot resume: its scenario file {stored} is not there (from here)")
+    sweep = _plan(path, grid, tune, seeds, overrides, out, backend or manifest.get("backend") or "inline", False)
+    if [r.point.name for r in sweep.runs] != names:
+        raise SweepError(f"{out}: cannot resume: {path} now gives other cells than {SWEEP_JSON} lists "
+                         "(the file changed since the sweep began); run the sweep again into another --out")
+    return sweep
+
+
+def _plan(path: Path, grid: dict[str, list], tune: list[str], seeds: int | list[int], overrides: list[str],
+          out: str | Path | None, backend: str, force: bool) -> Sweep:
+    from parse_actors.scenario import apply_override, build_scenario, load_document
+
+    doc = load_document(path)
+    for o in overrides:
         apply_override(doc, o)
     base = build_scenario(doc, str(path), base_dir=path.parent, check=False)
-    seed_list = [base.seed + i for i in range(seeds)]
+    seed_list = list(seeds) if isinstance(seeds, list) else [base.seed + i for i in range(seeds)]
     points = expand_grid(grid, seed_list)
     out = Path(out) if out is not None else Path("runs") / f"{base.name}-sweep"
     _check_out(out)
@@ -116,7 +156,7 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
         sc.engine.backend = backend
         rdir = out / p.name
         runs.append(PlannedRun(p, sc, rdir, _state(rdir, sc, force), derived_of(sc)))
-    return Sweep(path, base.name, out, grid, seed_list, list(overrides or []), backend, runs, tune)
+    return Sweep(path, base.name, out, grid, seed_list, overrides, backend, runs, tune)
 
 
 def _check_out(out: Path) -> None:
@@ -203,97 +243,6 @@ def derived_of(sc) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _execute(sc, rdir: Path, backend: str, state: str) -> tuple[dict, int | None]:
-    """Run (or resume) one point; returns its summary and the signal that asked to stop
-    during the run, if any (a signal in the last round lets the run finish complete)."""
-    from parse_actors.engine import resume_run, run_scenario
-    from parse_actors.engine.interrupted import Interrupted
-
-    seen: list[int] = []
-
-    def watch(sim, rnd) -> None:
-        if sim.stop_signal is not None and not seen:
-            seen.append(sim.stop_signal)
-
-    if state == "resume":
-        try:
-            summary, _ = resume_run(rdir, backend=backend, hooks=[watch])
-            return summary, (seen[0] if seen else None)
-        except Interrupted:
-            raise
-        except Exception:  # noqa: BLE001 - an unusable checkpoint: start the run again
-            pass
-    summary, _ = run_scenario(sc, rdir, backend=backend, force=state != "new", hooks=[watch])
-    return summary, (seen[0] if seen else None)
-
-
-_STOP = None  # in a worker: the parent's "stop the sweep" event
-
-
-def _ignore_signals() -> None:
-    # An idle worker ignores SIGINT/SIGTERM (the parent decides); a run installs its own
-    # handlers (finish the round, checkpoint, stop) and asyncio resets them when it ends.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-
-
-def _init_worker(verbosity: int, stop) -> None:
-    global _STOP
-    _STOP = stop
-    _ignore_signals()
-    from parse_actors import logs
-    from parse_actors.metrics.progress import Progress
-
-    logs.configure(verbosity)
-    Progress.enabled_default = False
-
-
-def _worker(sc, rdir: str, backend: str, state: str) -> tuple[str, Any]:
-    from parse_actors.engine.interrupted import Interrupted
-
-    if _STOP is not None and _STOP.is_set():
-        return "cancelled", None
-    try:
-        summary, stopped = _execute(sc, Path(rdir), backend, state)
-        return ("ok", summary) if stopped is None else ("ok_stop", (summary, stopped))
-    except Interrupted as e:
-        return "interrupted", e.signum
-    except Exception as e:  # noqa: BLE001 - reported in sweep.csv, the sweep goes on
-        return "error", f"{type(e).__name__}: {e}"
-    finally:
-        _ignore_signals()
-
-
-class _Stop(Exception):
-    def __init__(self, signum: int):
-        self.signum = signum
-
-
-class _ParentSignals:
-    """In the sweep's own process: SIGINT/SIGTERM stop the sweep (also when started in the
-    background, where SIGINT arrives ignored)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.active = threading.current_thread() is threading.main_thread()
-        self.saved = {}
-
-    def _raise(self, signum, frame):
-        raise _Stop(signum)
-
-    def arm(self) -> None:
-        if not self.active:
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.saved.setdefault(sig, signal.getsignal(sig))
-            signal.signal(sig, self._raise)
-
-    def restore(self) -> None:
-        for sig, h in self.saved.items():
-            signal.signal(sig, h if h is not None else signal.SIG_DFL)
-
-
 @dataclass
 class SweepResult:
     ran: int = 0
@@ -303,11 +252,23 @@ class SweepResult:
 
 
 def run_sweep(sweep: Sweep, parallel: int | None = None, echo: Callable[[str], None] = print,
-              worker_verbosity: int = -1) -> SweepResult:
-    """Run the pending runs of `sweep`; sweep.json first, sweep.csv after every run."""
+              worker_verbosity: int = -1, cluster: ClusterOptions | None = None, verbose: bool = False,
+              status: bool = True) -> SweepResult:
+    """Run the pending cells of `sweep` in the local pool, or on Ray with `cluster`;
+    sweep.json first, sweep.csv after every cell. `verbose`: a line per finished cell;
+    `status`: the status line (progress.py)."""
+    if cluster is None or not sweep.pending:
+        return _locked(sweep, None, parallel, echo, worker_verbosity, None, verbose, status)
+    from parse_actors.studies.cluster import connect
+
+    with connect(cluster) as ray:  # reached and able to hold a cell, before anything is written
+        return _locked(sweep, ray, parallel, echo, worker_verbosity, cluster, verbose, status)
+
+
+def _locked(sweep: Sweep, ray, *args) -> SweepResult:
     sweep.out.mkdir(parents=True, exist_ok=True)
     with _lock(sweep.out):
-        return _run_sweep(sweep, parallel, echo, worker_verbosity)
+        return _run_sweep(sweep, ray, *args)
 
 
 class _lock:
@@ -333,97 +294,101 @@ class _lock:
         return False
 
 
-def _run_sweep(sweep: Sweep, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int) -> SweepResult:
+class _Tracker:
+    """What the executors report to: counts, errors, sweep.csv after every cell, and the
+    console and progress.json (progress.py)."""
+
+    def __init__(self, sweep: Sweep, res: SweepResult, progress: SweepProgress):
+        self.sweep, self.res, self.progress = sweep, res, progress
+        self.errors: dict[str, str] = {}
+
+    def where(self, text: str, driver_node: str | None = None) -> None:
+        self.progress.where(text, driver_node)
+
+    def started(self, run: PlannedRun, where: dict | None = None) -> None:
+        self.progress.started(run.point.name, where)
+
+    def tick(self) -> None:
+        self.progress.tick()
+
+    def ran(self, run: PlannedRun, span: dict) -> None:
+        self.progress.ran(run.point.name, span)
+
+    def cancelled(self, run: PlannedRun) -> None:
+        self.progress.stopped_early(run.point.name)
+
+    def lost(self, run: PlannedRun, why: str, attempt: int, of: int) -> None:
+        self.progress.stopped_early(run.point.name)
+        self.progress.retry(f"{run.point.label}: lost with its node or worker ({why}); running it again "
+                            f"(attempt {attempt} of {of})")
+
+    def stopping(self, signum: int, running: int) -> None:
+        self.progress.stopping(signum, f"{signal.Signals(signum).name}: no new cell starts; {running} running "
+                                       "finish their round and keep a checkpoint (a second signal cancels them)")
+
+    def finished(self, run: PlannedRun, status: str, value: Any) -> None:
+        p, n, name = self.progress, len(self.sweep.runs), run.point.name
+        k = p.skipped + p.ended + 1
+        if status == "ok_stop":  # finished, but a stop was asked: the sweep stops after it
+            value, sig = value
+            status = "ok"
+            if self.res.interrupted is None:
+                self.res.interrupted = sig
+        if status == "ok":
+            self.res.ran += 1
+            acc = value["final_acc"]["mean"]
+            acc_s = f"acc {acc:.3f}" if acc is not None else "no evaluation"
+            p.finished(name, f"[{k}/{n}] {run.point.label}: {acc_s}, virtual {value['virtual_time_s']:.2f} s, "
+                             f"wall {value.get('wall_time_s', 0.0):.1f} s", complete=True)
+        elif status == "error":
+            self.res.failed += 1
+            self.errors[name] = str(value)
+            p.finished(name, f"[{k}/{n}] {run.point.label}: FAILED: {value}", complete=False, error=str(value))
+        else:  # interrupted: stopped after a round, with a checkpoint
+            if self.res.interrupted is None:
+                self.res.interrupted = value
+            p.stopped_early(name)
+        write_table(self.sweep, self.errors)
+
+
+def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int,
+               cluster: ClusterOptions | None, verbose: bool, status: bool) -> SweepResult:
+    from parse_actors.studies import cell
+
     write_manifest(sweep)
+    for r in sweep.runs:
+        cell.recover(r.dir)  # a driver killed while writing a cell's directory
     res = SweepResult(skipped=sum(r.state == "done" for r in sweep.runs))
-    errors: dict[str, str] = {}
     pending = sweep.pending
     n = len(sweep.runs)
     if res.skipped:
         echo(f"{res.skipped} of {n} runs already complete in {sweep.out}: skipped")
-    write_table(sweep, errors)
+    progress = SweepProgress(sweep.out, n, res.skipped, echo, verbose, status)
+    tracker = _Tracker(sweep, res, progress)
+    write_table(sweep, tracker.errors)
     if not pending:
+        progress.close()
         return res
-    k = max(1, parallel if parallel else (os.cpu_count() or 1))
-    k = min(k, len(pending))
-    if sweep.backend == "ray" and k > 1:
-        echo("--backend ray: runs go one at a time (each starts its own Ray instance)")
-        k = 1
-    done = res.skipped
-
-    def finished(run: PlannedRun, status: str, value: Any, wall: float) -> None:
-        nonlocal done
-        done += 1
-        if status == "ok":
-            res.ran += 1
-            acc = value["final_acc"]["mean"]
-            acc_s = f"acc {acc:.3f}" if acc is not None else "no evaluation"
-            echo(f"[{done}/{n}] {run.point.label}: {acc_s}, virtual {value['virtual_time_s']:.2f} s, "
-                 f"wall {value.get('wall_time_s', wall):.1f} s")
-        elif status == "error":
-            res.failed += 1
-            errors[run.point.name] = str(value)
-            echo(f"[{done}/{n}] {run.point.label}: FAILED: {value}")
-        write_table(sweep, errors)
-
-    # Runs always go to worker processes, even one at a time: this process keeps its own
-    # SIGINT/SIGTERM handling (stop starting runs, let running ones checkpoint), which a run
-    # executing here would take over for its duration.
-    sigs = _ParentSignals()
+    sigs = DriverSignals(record=cluster is not None)
     try:
-        return _run_pool(sweep, pending, k, finished, res, errors, worker_verbosity, sigs)
+        if cluster is not None:
+            from parse_actors.studies.cluster import run_on_ray
+
+            sigs.arm()
+            stopped = run_on_ray(ray, sweep, pending, cluster, parallel, tracker, sigs, worker_verbosity,
+                                 install=lambda run, files: cell.install(run.dir, files))
+        else:
+            k = min(max(1, parallel if parallel else (os.cpu_count() or 1)), len(pending))
+            if sweep.backend == "ray" and k > 1:
+                echo("--backend ray: runs go one at a time (each starts its own Ray instance)")
+                k = 1
+            stopped = run_pool(sweep, pending, k, tracker, worker_verbosity, sigs)
     finally:
         sigs.restore()
-
-
-def _run_pool(sweep, pending, k, finished, res, errors, verbosity, sigs) -> SweepResult:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    sigs.arm()
-    ex = ProcessPoolExecutor(max_workers=k, mp_context=ctx, initializer=_init_worker, initargs=(verbosity, stop))
-    futures = {}
-    try:
-        for run in pending:
-            fut = ex.submit(_worker, run.scenario, str(run.dir), sweep.backend, run.state)
-            futures[fut] = (run, time.perf_counter())
-        todo = set(futures)
-        while todo:
-            fin, todo = wait(todo, return_when=FIRST_COMPLETED)
-            for fut in fin:
-                run, t0 = futures[fut]
-                try:
-                    status, value = fut.result()
-                except Exception as e:  # noqa: BLE001 - a worker died (out of memory, killed)
-                    status, value = "error", f"worker process failed: {type(e).__name__}: {e}"
-                if status == "ok_stop":  # finished, but a signal asked the sweep to stop
-                    summary, res.interrupted = value
-                    status, value = "ok", summary
-                if status == "interrupted":
-                    res.interrupted = value
-                elif status != "cancelled":
-                    finished(run, status, value, time.perf_counter() - t0)
-            if res.interrupted is not None:
-                break
-    except _Stop as e:
-        res.interrupted = e.signum
-    except KeyboardInterrupt:
-        res.interrupted = signal.SIGINT
-    finally:
-        if res.interrupted is not None:
-            # no new run starts; running ones finish their round and write a checkpoint
-            stop.set()
-            for p in list((getattr(ex, "_processes", None) or {}).values()):
-                try:
-                    os.kill(p.pid, signal.SIGTERM)
-                except (OSError, AttributeError):
-                    pass
-            ex.shutdown(wait=True, cancel_futures=True)
-            write_table(sweep, errors)
-        else:
-            ex.shutdown(wait=True)
+    if stopped is not None and res.interrupted is None:
+        res.interrupted = stopped
+    write_table(sweep, tracker.errors)
+    progress.close()
     return res
 
 
@@ -436,6 +401,7 @@ def write_manifest(sweep: Sweep) -> None:
     atomic.write_json(sweep.out / SWEEP_JSON, {
         "kind": "parse-sim sweep",
         "scenario": str(sweep.scenario_file),
+        "scenario_path": str(sweep.scenario_file.resolve()),
         "name": sweep.name,
         "grid": sweep.grid,
         "grid_text": {k: [dump_value(v) for v in vs] for k, vs in sweep.grid.items()},
