@@ -131,6 +131,7 @@ ALLOWED_WRITES = {
     ("parse_actors/metrics/plots.py", "savefig"): "into a BytesIO, then atomic.write_bytes",
     ("parse_actors/engine/checkpoint.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
     ("parse_actors/metrics/final_weights.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
+    ("parse_actors/regular_file.py", "open"): "os.open(O_RDONLY | O_NONBLOCK | O_NOFOLLOW): reads only",
 }
 WRITE_MODES = set("wax+")
 # serializers writing to a file, by the module they are called on (None: a method of any object)

@@ -259,3 +259,35 @@ def test_two_sigints_03s_apart_stop_a_long_run_at_once(runs, tmp_path):
         assert line.startswith(f"parse-sim: interrupted by SIGINT after {len(done)} of 200 rounds"), line
         assert state["round"] == done[-1]
     print(line)
+
+
+# ---------------------------------------------------------------- a sweep's runs
+def test_ctrl_c_on_a_sweep_lets_each_running_run_checkpoint(tmp_path):
+    """A terminal's Ctrl-C reaches the sweep and its workers; the sweep passes the stop on
+    to its workers too (for a stop that reached only the sweep). That relay must not count
+    as a second signal: each running run stops after its round with a checkpoint (none
+    would be written otherwise: output.checkpoint_every=0)."""
+    out = tmp_path / "sw"
+    args = [sys.executable, "-m", "parse_actors.cli", "-q", "sweep", str(QUICK), "--seeds", "2", "--parallel", "2",
+            "--out", str(out)]
+    for s in ["protocol.rounds=200", "train.local_steps=20", "output.checkpoint_every=0"]:
+        args += ["--set", s]
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            cells = [p for p in out.glob("*/events.jsonl")]
+            if len(cells) == 2 and all('"agent": 7, "round": 1,' in p.read_text() for p in cells):
+                break
+            assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=300) == 130, (tmp_path / "stderr").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for cell in sorted(p.parent for p in out.glob("*/events.jsonl")):
+        done = rounds_in(cell)
+        assert json.loads((cell / "summary.json").read_text())["complete"] is False, cell
+        assert ckpt.path_of(cell).exists() and ckpt.load(cell)["round"] == done[-1] < 199, cell

@@ -66,15 +66,20 @@ def resume_run(run_dir: Path, backend: str | None = None, hooks=(), ray_address:
     return _execute(sc, rd, backend, state, hooks, data), rd
 
 
-def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks, data=None) -> dict:
+def _simulation(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks, data, stops) -> Simulation:
     from parse_actors.engine.coordinator import Simulation
 
+    sim = Simulation(sc, rd, backend, resume=resume, data=data, stops=stops)
+    sim.hooks.extend(hooks)
+    return sim
+
+
+def _execute(sc: Scenario, rd: RunDir, backend: str, resume: dict | None, hooks, data=None) -> dict:
     logs.open_events(rd.events_path)
     summary = None
     try:
         with StopSignals() as stops:
-            sim = Simulation(sc, rd, backend, resume=resume, data=data, stops=stops)
-            sim.hooks.extend(hooks)
+            sim = _simulation(sc, rd, backend, resume, hooks, data, stops)
             try:
                 if backend == "ray":
                     check_reachable(sc.engine.ray_address)

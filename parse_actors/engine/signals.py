@@ -15,6 +15,10 @@
   what is on disk stays whole, the last checkpoint included.
 - Signals after that are ignored, so the clean-up (hosts and Ray shut down, Ray's
   processes killed) runs to its end.
+- `RELAY` (SIGUSR1) is how a supervisor passes on a stop it received (the sweep, to
+  its workers): a first SIGTERM if the run has had no signal yet, and never a second
+  one. A terminal's Ctrl-C reaches the sweep and its workers at once, and the
+  sweep's relay must not turn it into a stop at once.
 
 Handlers are installed only in the main thread (signal.signal refuses others)
 and the previous ones are restored on exit; in the CLI (`ignore_after`) the two
@@ -33,6 +37,7 @@ import sys
 import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELAY = signal.SIGUSR1
 
 
 class StopNow(KeyboardInterrupt):
@@ -60,7 +65,7 @@ class StopSignals:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in SIGNALS:
+        for sig in (*SIGNALS, RELAY):
             self._saved.setdefault(sig, signal.getsignal(sig))
             signal.signal(sig, self._handle)
 
@@ -79,6 +84,10 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         if self.stopping_now:
             return
+        if signum == RELAY:
+            if self.signum is not None:  # the stop it passes on is the one the run has
+                return
+            signum = signal.SIGTERM
         name = signal.Signals(signum).name
         if self.signum is None:
             self.signum = signum
