@@ -330,11 +330,11 @@ def _own_processes(tmp: str) -> list:
     `tmp` is unique to this session, so no other Ray on the machine matches."""
     import psutil  # shipped with Ray (ray/thirdparty_files, on sys.path once ray is imported)
 
-    me = os.getpid()
+    me, inside = os.getpid(), tmp.rstrip(os.sep) + os.sep
     roots = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if p.pid != me and any(tmp in part for part in (p.info["cmdline"] or ())):
+            if p.pid != me and any(inside in part or part.endswith(tmp) for part in (p.info["cmdline"] or ())):
                 roots.append(p)
         except (psutil.Error, TypeError):
             continue
