@@ -78,8 +78,7 @@ def check_fingerprint(state: dict, sc: Scenario, run_dir: Path) -> None:
     where = str(ckpt.path_of(run_dir))
     if "scenario" not in state or "format" not in state:
         raise ScenarioError(where, "", "written by an older parse-sim, without the scenario fingerprint resume "
-                                       "checks it against; run the scenario again (parse-sim run "
-                                       f"{run_dir / 'scenario.yaml'} --out {run_dir} --force)")
+                                       f"checks it against; run {run_dir / 'scenario.yaml'} again instead")
     if state["format"] != ckpt.FORMAT:
         raise ScenarioError(where, "format", f"expected checkpoint format {ckpt.FORMAT}, got {state['format']!r}")
     if not isinstance(state["scenario"], dict):
