@@ -94,12 +94,13 @@ class Run:
         return self.proc.wait(timeout=timeout)
 
     def left_behind(self) -> list[str]:
-        """Processes of the run's session (all it started) or naming its cache, still alive."""
-        ps = subprocess.run(["ps", "-e", "-o", "pid=,sid=,args="], capture_output=True, text=True).stdout
+        """Processes of the run's session (all it started) or naming its cache, still alive
+        (a zombie runs nothing: reaping it is its new parent's business)."""
+        ps = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True).stdout
         left = []
         for line in ps.splitlines():
-            pid, sid, *cmd = line.split(None, 2)
-            if int(sid) == self.proc.pid or self.cache in " ".join(cmd):
+            pid, sid, stat, *cmd = line.split(None, 3)
+            if not stat.startswith("Z") and (int(sid) == self.proc.pid or self.cache in " ".join(cmd)):
                 left.append(f"{pid} {' '.join(cmd)[:120]}")
         return left
 

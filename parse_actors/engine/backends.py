@@ -349,21 +349,26 @@ def _own_processes(tmp: str) -> list:
 
 def _kill(procs: list, grace_s: float = 3.0) -> None:
     """SIGTERM, then SIGKILL after `grace_s` for what is still alive (psutil checks each
-    process's start time, so a reused pid is never hit)."""
+    process's start time, so a reused pid is never hit). A zombie counts as gone: it
+    runs nothing, and reaping it is its new parent's business."""
     import psutil
 
-    alive = []
-    for p in procs:
+    def running(p) -> bool:
         try:
-            if p.is_running():
-                p.terminate()
-                alive.append(p)
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs(alive, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(alive, timeout=grace_s)
+            return False
+
+    for sig_send in ("terminate", "kill"):
+        alive = [p for p in procs if running(p)]
+        for p in alive:
+            try:
+                getattr(p, sig_send)()
+            except psutil.Error:
+                continue
+        deadline = time.monotonic() + grace_s
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [p for p in alive if running(p)]
+        if not alive:
+            return
