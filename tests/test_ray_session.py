@@ -14,6 +14,7 @@ gone only a while after.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,3 +73,4 @@ def test_the_session_kills_what_its_ray_left_alive(tmp_path, how):
     finally:
         bystander.kill()
         bystander.wait()
+        shutil.rmtree(cache, ignore_errors=True)
