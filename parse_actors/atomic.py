@@ -169,6 +169,18 @@ def _temp_file(dfd: int, name: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary file name", name)
 
 
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make renames in `directory` durable (best effort: not every filesystem allows it);
+    a link in its place is refused (OSError ELOOP)."""
+    dfd = open_dir(directory)
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 

@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args) -> int:
     from parse_actors.engine import resume_run, run_scenario
+    from parse_actors.engine.signals import StopSignals
+
+    StopSignals.ignore_after = True  # this process only exits after the run
     from parse_actors.errors import ScenarioError
     from parse_actors.metrics import format_summary
     from parse_actors.metrics.rundir import default_run_dir
@@ -310,9 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
-    except Interrupted as e:
-        print(f"parse-sim: {e}; finished rounds and a checkpoint are saved (resume with --resume RUN_DIR)",
-              file=sys.stderr)
+    except Interrupted as e:  # what is on disk, in its message (exit 128 + the signal's number)
+        print(f"parse-sim: {e}", file=sys.stderr)
         return 128 + e.signum
     except (RunStalled, ClusterUnreachable) as e:  # the cluster let the run down: one line, exit 1
         if args.debug:

@@ -142,6 +142,7 @@ ALLOWED_WRITES = {
     ("parse_actors/engine/checkpoint.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
     ("parse_actors/metrics/final_weights.py", "save"): "torch.save into a BytesIO, then atomic.write_bytes",
     ("parse_actors/data/files.py", "open"): "os.open(O_RDONLY | O_NONBLOCK ...): reads input files, never writes",
+    ("parse_actors/regular_file.py", "open"): "os.open(O_RDONLY | O_NONBLOCK | O_NOFOLLOW): reads only",
 }
 WRITE_MODES = set("wax+")
 # serializers writing to a file, by the module they are called on (None: a method of any object)

@@ -86,6 +86,18 @@ class BranchModel(nn.Module):
         self.kinds[key] = self.kind_of(key)
         return module
 
+    def branch_layout(self, key: str) -> tuple[dict[str, tuple[tuple[int, ...], torch.dtype]], list[tuple[int, ...]]]:
+        """Branch `key` as a checkpoint holds it: (state-dict entry -> (shape, dtype),
+        parameter shapes in `parameters()` order). A branch not built yet is built
+        apart (torch's RNG restored afterwards): the model is not changed. KeyError or
+        ValueError when this model cannot have such a branch."""
+        module = self.branches[key] if key in self.branches else None
+        if module is None:
+            with torch.random.fork_rng(devices=[]):
+                module = self._make(key)
+        entries = {n: (tuple(t.shape), t.dtype) for n, t in module.state_dict().items()}
+        return entries, [tuple(p.shape) for p in module.parameters()]
+
     def ensure(self, mods: Sequence[str]) -> list[str]:
         """Build the branches `mods` needs and does not have yet; returns their keys."""
         for m in mods:

@@ -284,9 +284,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     (HOST:PORT or auto; 'local' is the same as none).
 
     A local instance gets its own temp dir, no dashboard, no usage stats and
-    token auth off (it listens on loopback only); it is shut down and its temp
-    dir removed on exit. If Ray is already initialised (a test session sharing
-    one instance), it is used as is and left running.
+    token auth off (it listens on loopback only). On every way out (an error,
+    KeyboardInterrupt, a signal's stop, even one cutting `ray.init` or
+    `ray.shutdown` short) it is shut down, whatever of its processes is still
+    alive is killed (`_own_processes`: never another Ray on the machine) and its
+    temp dir removed. If Ray is already initialised (a test session sharing one
+    instance), it is used as is and left running; a joined cluster's processes
+    are the cluster's.
     """
     import ray
 
@@ -306,10 +310,65 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         base.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="r", dir=base)
         kwargs.update(include_dashboard=False, _temp_dir=tmp, num_cpus=num_cpus or os.cpu_count() or 1)
-    ray.init(**kwargs)
     try:
+        ray.init(**kwargs)
         yield ray
     finally:
-        ray.shutdown()
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        own = _own_processes(tmp) if tmp else []  # before shutdown: workers still hang under their raylet
+        try:
+            ray.shutdown()
+        finally:
+            if tmp:
+                _kill(own + _own_processes(tmp))
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _own_processes(tmp: str) -> list:
+    """The processes of the local Ray instance whose temp dir is `tmp`: those naming it
+    on their command line (gcs_server, raylet, log monitor, agents) and every process
+    under them (workers rename themselves `ray::...`, so only the tree finds them).
+    `tmp` is unique to this session, so no other Ray on the machine matches."""
+    import psutil  # shipped with Ray (ray/thirdparty_files, on sys.path once ray is imported)
+
+    me, inside = os.getpid(), tmp.rstrip(os.sep) + os.sep
+    roots = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if p.pid != me and any(inside in part or part.endswith(tmp) for part in (p.info["cmdline"] or ())):
+                roots.append(p)
+        except (psutil.Error, TypeError):
+            continue
+    found = {p.pid: p for p in roots}
+    for p in roots:
+        try:
+            found.update({c.pid: c for c in p.children(recursive=True) if c.pid != me})
+        except psutil.Error:
+            continue
+    return list(found.values())
+
+
+def _kill(procs: list, grace_s: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` for what is still alive (psutil checks each
+    process's start time, so a reused pid is never hit). A zombie counts as gone: it
+    runs nothing, and reaping it is its new parent's business."""
+    import psutil
+
+    def running(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    for sig_send in ("terminate", "kill"):
+        alive = [p for p in procs if running(p)]
+        for p in alive:
+            try:
+                getattr(p, sig_send)()
+            except psutil.Error:
+                continue
+        deadline = time.monotonic() + grace_s
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [p for p in alive if running(p)]
+        if not alive:
+            return

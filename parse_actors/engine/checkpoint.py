@@ -10,13 +10,19 @@ resumed run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import torch
 
 from parse_actors import atomic
+from parse_actors.regular_file import open_regular
 
 NAME = "checkpoint.pt"
+FORMAT = 1
+"""The layout of a checkpoint (resume.py `state_at`); with the scenario's fingerprint
+(scenario/fingerprint.py) under "scenario". Checkpoints without either were written
+before resume checked them and are refused (resume_checks.py)."""
 
 
 def path_of(run_dir: Path) -> Path:
@@ -41,12 +47,15 @@ def _safe_globals() -> list:
 
 def load(run_dir: Path) -> dict | None:
     """Load with torch's weights-only unpickler: a run directory copied from
-    elsewhere cannot run code through its checkpoint."""
+    elsewhere cannot run code through its checkpoint. Only a regular file is opened
+    (a link or a FIFO in its place: ScenarioError); None when there is none."""
     p = path_of(run_dir)
-    if not p.exists():
+    try:
+        os.lstat(p)
+    except FileNotFoundError:
         return None
-    with torch.serialization.safe_globals(_safe_globals()):
-        return torch.load(p, map_location="cpu", weights_only=True)
+    with open_regular(p) as f, torch.serialization.safe_globals(_safe_globals()):
+        return torch.load(f, map_location="cpu", weights_only=True)
 
 
 def remove(run_dir: Path) -> None:

@@ -12,10 +12,8 @@ changes (discovery.py). Checkpoints and resume live in resume.py.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -38,12 +36,38 @@ from parse_actors.engine.interrupted import Interrupted
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.resume import Resume
+from parse_actors.engine.signals import StopSignals
 from parse_actors.metrics import NetworkEventLog, RunDir, build_summary
 from parse_actors.metrics.rundir import NoSpaceStop
 from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
 from parse_actors.seeding import derive, torch_seed
+
+
+def agent_builds(sc: Scenario, fd: Any) -> list[tuple[AgentSpec, Any, dict]]:
+    """(spec, data, keyword arguments of `Agent`) of every agent, in agent-id order: what
+    hosts build at set-up, and what resume checks a checkpoint against (resume_checks.py)."""
+    groups = sc.agent_groups()
+    init_seed = torch_seed(sc.seed, "init") if sc.agents.common_init else None
+    out = []
+    for a, g in enumerate(groups):
+        data = fd.agents[a]
+        active = tuple(data.extra.get("active", tuple(g.modalities)))
+        all_mods = tuple(data.extra.get("modalities", active))
+        spec = AgentSpec(agent_id=a, modalities=active, archs=dict(g.archs))
+        kwargs = dict(input_shapes={m: tuple(fd.input_shapes[m]) for m in all_mods},
+                      num_classes=fd.num_classes, model=sc.model, loss=sc.loss, optim=sc.optim,
+                      aggregation=sc.aggregation, method=sc.method, seed=torch_seed(sc.seed, "agent", a),
+                      init_seed=init_seed, pairing=fd.info["pairing"])
+        out.append((spec, data, kwargs))
+    return out
+
+
+def build_data(sc: Scenario) -> Any:
+    """The run's federated data (deterministic in the scenario and its seed)."""
+    mods = [tuple(g.modalities) for g in sc.agent_groups()]
+    return build_federated_data(sc.data, mods, seed=sc.seed, base_dir=Path(sc.base_dir or "."))
 
 
 def place_agents(costs: list[float], n_hosts: int) -> list[int]:
@@ -61,7 +85,11 @@ class Simulation:
     """One run of a scenario into a run directory (implements api.CoordinatorAPI)."""
 
     def __init__(self, scenario: Scenario, run_dir: RunDir, backend: str | None = None,
-                 resume: dict | None = None):
+                 resume: dict | None = None, data: tuple[Any, float] | None = None,
+                 stops: StopSignals | None = None):
+        """`data`: (the federated data, seconds it took) when already built (`build_data`:
+        resume checks need it); `stops`: where SIGINT/SIGTERM are noted (runner.py
+        installs the handlers)."""
         self.sc = scenario
         self.run_dir = run_dir
         self.backend_name = backend or scenario.engine.backend
@@ -78,11 +106,21 @@ class Simulation:
         self.round = -1  # last finished round / evaluation index
         self.messages = {"sent": 0, "delivered": 0, "dropped": 0}
         self.hooks: list[Callable[["Simulation", int], None]] = []  # called after each round (tests, tools)
-        self.stop_signal: int | None = None
+        self.stops = stops or StopSignals()
+        self.fd, self.data_s = data if data is not None else (None, 0.0)
         self._online_events: dict[int, simpy.Event] = {}
         self._gc = _Collector()
         self.flying: dict[int, BranchMessage] = {}  # branch messages sent, not yet resolved
         self.batcher = CallBatcher(self._submit, lambda: self.env.now)  # one call per host per instant
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The first SIGINT/SIGTERM of the run (signals.py), or None; hooks may set it."""
+        return self.stops.signum
+
+    @stop_signal.setter
+    def stop_signal(self, signum: int | None) -> None:
+        self.stops.signum = signum
 
     # ------------------------------------------------------------------ set-up
     def _n_hosts(self) -> int:
@@ -101,32 +139,23 @@ class Simulation:
         sc = self.sc
         base = Path(sc.base_dir or ".")
         groups = sc.agent_groups()
-        mods = [tuple(g.modalities) for g in groups]
-        t_data = time.perf_counter()
-        self.fd = build_federated_data(sc.data, mods, seed=sc.seed, base_dir=base)
-        self.data_s = time.perf_counter() - t_data
+        if self.fd is None:
+            t_data = time.perf_counter()
+            self.fd = build_data(sc)
+            self.data_s = time.perf_counter() - t_data
+        builds = agent_builds(sc, self.fd)
         n_hosts = self._n_hosts()
-        host_of = place_agents([float(len(m)) for m in mods], n_hosts)
-        self.views = []
-        for a in range(len(groups)):
-            active = tuple(self.fd.agents[a].extra.get("active", mods[a]))
-            self.views.append(AgentView(a, groups[a].label, active, host_of[a]))
+        host_of = place_agents([float(len(g.modalities)) for g in groups], n_hosts)
+        self.views = [AgentView(a, groups[a].label, spec.modalities, host_of[a])
+                      for a, (spec, _, _) in enumerate(builds)]
         t0 = time.perf_counter()
         backend_cls = RayBackend if self.backend_name == "ray" else InlineBackend
         self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device, sc.engine.batched_stepping)
         self.journal = journal.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
         self.host_start_s = time.perf_counter() - t0
-        init_seed = torch_seed(sc.seed, "init") if sc.agents.common_init else None
         per_host: dict[int, list] = {h: [] for h in range(n_hosts)}
-        for v in self.views:
-            data = self.fd.agents[v.aid]
-            all_mods = tuple(data.extra.get("modalities", v.modalities))
-            spec = AgentSpec(agent_id=v.aid, modalities=v.modalities, archs=dict(groups[v.aid].archs))
-            kwargs = dict(input_shapes={m: tuple(self.fd.input_shapes[m]) for m in all_mods},
-                          num_classes=self.fd.num_classes, model=sc.model, loss=sc.loss, optim=sc.optim,
-                          aggregation=sc.aggregation, method=sc.method, seed=torch_seed(sc.seed, "agent", v.aid),
-                          init_seed=init_seed, pairing=self.fd.info["pairing"])
-            per_host[v.host].append((spec, data, kwargs))
+        for v, item in zip(self.views, builds):
+            per_host[v.host].append(item)
         refs = [self.backend.call(h, "add_agents", items) for h, items in per_host.items() if items]
         common = self.backend.put(self.fd.global_test)  # once into the object store, shared by every host
         refs += [self.backend.call(h, "set_eval_data", common) for h in per_host]
@@ -264,6 +293,8 @@ class Simulation:
         for k in range(n):
             self._gc.collect()
             self._set_dry(k < start)
+            if k >= start:
+                self.stops.at = (k, n)
             if k == start and self.resume.state is not None:
                 await self.resume.restore()
             await self.discovery.apply_changes()
@@ -301,7 +332,8 @@ class Simulation:
         wall0 = time.perf_counter()
         await self.setup()
         self.run_dir.expect_state(self._param_bytes())  # the disk-full reserve holds a checkpoint
-        self._install_signal_handlers()
+        if self.stop_signal is not None:  # a signal during set-up: stop now that it is over
+            raise self.interrupted(self.stop_signal)
         if self.journal is not None:
             await self.journal.checkpoint()  # a host lost before the first round restarts from here
         self.steady_start = time.perf_counter()
@@ -350,9 +382,11 @@ class Simulation:
         save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=cap, log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:
+        """Snapshots, hooks, checkpoints; and where a first SIGINT/SIGTERM stops the run
+        (signals.py): with a checkpoint of this round, unless it is the last one, which
+        lets the run complete instead (nothing would be left to resume)."""
         self.flush_calls()  # the round's last merges reach the hosts before snapshots, hooks and checkpoints
         self.round = rnd
-        await asyncio.sleep(0)  # let a pending SIGINT/SIGTERM handler run (inline runs never block)
         last = rnd == self.sc.protocol.rounds - 1
         if self.journal is not None and (rnd + 1) % self.sc.engine.checkpoint_every == 0 and not last:
             await self.journal.checkpoint()
@@ -362,10 +396,15 @@ class Simulation:
         stop = self.stop_signal is not None or self.run_dir.disk_full  # a full disk stops the run like a signal
         if not last and (stop or (every and (rnd + 1) % every == 0)):
             await self.resume.save(rnd)
-        if self.stop_signal is not None:
-            raise Interrupted(self.stop_signal)
+        if self.stop_signal is not None and not last:
+            raise self.interrupted(self.stop_signal)
         if self.run_dir.disk_full and not last:
             raise NoSpaceStop(rnd)
+
+    def interrupted(self, signum: int, at_once: bool = False) -> Interrupted:
+        """The exception that ends the run after a signal, saying what is on disk."""
+        return Interrupted(signum, run_dir=self.run_dir.path, finished=max(self.round + 1, self.resume.start),
+                           rounds=self.sc.protocol.rounds, checkpoint=self.resume.on_disk, at_once=at_once)
 
     # ------------------------------------------------------------------ evaluation
     async def _evaluate(self, rnd: int, stats_refs: dict, active: int) -> None:
@@ -399,22 +438,6 @@ class Simulation:
     def _set_dry(self, dry: bool) -> None:
         self.dry = dry
         logs.pause_events(dry)
-
-    # ------------------------------------------------------------------ signals
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                pass
-
-    def _on_signal(self, signum: int) -> None:
-        if self.stop_signal is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.stop_signal = signum
-        self.log.warning("stopping", t=self.env.now, signal=signal.Signals(signum).name,
-                         note="finishing the current round, then writing a checkpoint")
 
     # ------------------------------------------------------------------ finish
     def _finish(self, wall0: float, complete: bool) -> dict:
@@ -471,6 +494,7 @@ class Simulation:
             write_run_plots(self.run_dir.path / "plots", self.recorder.rows, summary, comm_rows)
         if complete:
             ckpt.remove(self.run_dir.path)
+            self.resume.on_disk = None
         self.log.info("finished", t=self.env.now, acc=summary["final_acc"]["mean"], bytes=summary["bytes_total"],
                       complete=complete)
         return summary

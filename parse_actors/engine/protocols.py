@@ -161,6 +161,18 @@ class Protocol:
         self.choco_seq = {int(a): int(n) for a, n in st["choco_seq"]}
         self.preload(st)
 
+    @classmethod
+    def state_problem(cls, st: Any) -> str | None:
+        """Why `load_state` cannot read `st` (a checkpoint's protocol state), or None:
+        checked by loading it into a bare protocol object (load_state only assigns
+        attributes), before a resume starts anything."""
+        try:
+            cls.load_state(cls.__new__(cls), st)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            what = f"no {e.args[0]!r}" if isinstance(e, KeyError) and e.args else (str(e) or type(e).__name__)
+            return f"not a state the {cls.name} protocol can load ({what.splitlines()[0][:200]})"
+        return None
+
     def preload(self, st: dict) -> None:
         """What a dry replay of the finished periods needs before `load_state` (resume)."""
         log: dict[int, dict] = {}

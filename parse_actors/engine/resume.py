@@ -14,6 +14,7 @@ from typing import Any
 from parse_actors import logs
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.api import CoordinatorAPI
+from parse_actors.scenario.fingerprint import fingerprint
 
 
 
@@ -24,6 +25,7 @@ class Resume:
         self.payloads: dict[tuple[int, int], Any] = (
             {(s, r): p for s, r, p in state.get("payloads", [])} if state else {})
         self.last: dict | None = None  # the last Ray snapshot as a checkpoint, for a run that gets stuck
+        self.on_disk: int | None = state["round"] if state else None  # the round checkpoint.pt holds now
 
     @property
     def start(self) -> int:
@@ -61,6 +63,7 @@ class Resume:
         values = await sim.get(list(needed.values()))
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
         ckpt.save(sim.run_dir.path, self.state_at(rnd, states, payloads))
+        self.on_disk = rnd
         sim.recorder.flush()
 
     def needed(self) -> dict[tuple[int, int], Any]:
@@ -76,9 +79,9 @@ class Resume:
         `payloads` the exports of `needed()` as [sender, round, value]."""
         sim = self.sim
         rec = {k: list(v) for k, v in sim.recorder.state().items()}
-        return {"round": rnd, "t": sim.env.now, "states": states, "payloads": payloads, **rec,
-                "messages": dict(sim.messages), "protocol": sim.protocol.state(),
-                "seed": sim.sc.seed, "events_offset": logs.events_offset()}
+        return {"format": ckpt.FORMAT, "scenario": fingerprint(sim.sc), "round": rnd, "t": sim.env.now,
+                "states": states, "payloads": payloads, **rec, "messages": dict(sim.messages),
+                "protocol": sim.protocol.state(), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
 
     def keep(self, states: list[dict], payloads: list) -> None:
         """At each Ray snapshot (journal.py): what a checkpoint would hold, kept in
@@ -99,6 +102,7 @@ class Resume:
         if snap is None:
             return False
         ckpt.save(sim.run_dir.path, snap)
+        self.on_disk = snap["round"]
         rec = sim.recorder
         rec.rows = list(snap["rows"])
         rec.conflict_rows = list(snap.get("conflict_rows", []))

@@ -81,10 +81,12 @@ def build_scenario(doc: dict, file: str | None = None, overrides: list[str] | No
     return sc
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None, check: bool = True) -> Scenario:
-    """Read, override, validate and semantically check a scenario file."""
+def load_scenario(path: str | Path, overrides: list[str] | None = None, check: bool = True,
+                  regular_only: bool = False) -> Scenario:
+    """Read, override, validate and semantically check a scenario file (`regular_only`:
+    see `load_document`)."""
     path = Path(path)
-    doc = load_document(path)
+    doc = load_document(path, regular_only=regular_only)
     return build_scenario(doc, str(path), overrides, base_dir=path.parent, check=check)
 
 

@@ -212,10 +212,18 @@ def _check_keys(doc: Any, file: str | None) -> None:
             stack.extend((v, path + (str(i),)) for i, v in reversed(list(enumerate(node))))
 
 
-def load_document(path: str | Path) -> dict:
+def load_document(path: str | Path, regular_only: bool = False) -> dict:
+    """The YAML mapping in file `path`. `regular_only`: refuse a link, a FIFO or a device
+    (a run directory's own scenario.yaml, read on resume); a scenario named on the
+    command line may be anything readable, `<(...)` included."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        if regular_only:
+            from parse_actors.regular_file import read_regular
+
+            raw = read_regular(path, MAX_BYTES)
+        else:
+            raw = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(str(path), "", "no such file") from None
     except IsADirectoryError:

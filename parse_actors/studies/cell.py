@@ -82,10 +82,14 @@ def pack(rdir: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     if not rdir.is_dir():
         return files
+    from parse_actors.metrics import dirguard
+
     for root, dirs, names in os.walk(rdir, followlinks=False):
         dirs.sort()
         for n in sorted(names):
             p = Path(root) / n
+            if p.parent == rdir and n in (dirguard.LOCK, dirguard.RESERVE):  # the scratch run's, not results
+                continue
             if stat.S_ISREG(os.lstat(p).st_mode):
                 files[p.relative_to(rdir).as_posix()] = p.read_bytes()
     return files
@@ -117,19 +121,23 @@ def _write_all(rdir: Path, files: dict[str, bytes], durable: bool) -> None:
 
 def install(rdir: Path, files: dict[str, bytes]) -> None:
     """Make `rdir` hold exactly `files`, in one rename: a crash leaves either the old
-    directory or the new one (`recover` puts a set-aside old one back)."""
+    directory or the new one (`recover` puts a set-aside old one back). An existing
+    `rdir` is replaced only under the run-directory rule (metrics/dirguard.py): a run
+    directory holding no link, locked meanwhile, so a run using it is never replaced."""
     from parse_actors import atomic
+    from parse_actors.metrics import dirguard
 
     part, old = _sibling(rdir, "part"), _sibling(rdir, "old")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     _write_all(part, files, durable=True)
     (part / "plots").mkdir(exist_ok=True)  # what RunDir makes, even when empty
-    if rdir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(rdir, old)
+    if os.path.lexists(rdir):
+        with dirguard.hold(rdir, "sweep cell"):
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(rdir, old)
     os.rename(part, rdir)
-    atomic._fsync_dir(rdir.parent)
+    atomic.fsync_dir(rdir.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

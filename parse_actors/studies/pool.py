@@ -21,9 +21,12 @@ _STARTED = None  # in a worker: where it says which cell it starts
 
 
 def _ignore_signals() -> None:
-    # An idle worker ignores SIGINT/SIGTERM (the parent decides); a run installs its own
-    # handlers (finish the round, checkpoint, stop) and asyncio resets them when it ends.
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # An idle worker ignores SIGINT/SIGTERM and the parent's relay (the parent decides); a
+    # run installs its own handlers (engine/signals.py: finish the round, checkpoint, stop)
+    # and restores these when it ends.
+    from parse_actors.engine.signals import RELAY
+
+    for sig in (signal.SIGINT, signal.SIGTERM, RELAY):
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -144,11 +147,15 @@ def run_pool(sweep, pending: list, k: int, tracker, verbosity: int, sigs: Driver
         interrupted = signal.SIGINT
     finally:
         if interrupted is not None:
-            # no new cell starts; running ones finish their round and write a checkpoint
+            # no new cell starts; running ones finish their round and write a checkpoint. The
+            # stop is relayed (a Ctrl-C reached them already, a `kill` of this process did
+            # not) with engine/signals.py's RELAY, which never counts as a second signal.
+            from parse_actors.engine.signals import RELAY
+
             stop.set()
             for p in list((getattr(ex, "_processes", None) or {}).values()):
                 try:
-                    os.kill(p.pid, signal.SIGTERM)
+                    os.kill(p.pid, RELAY)
                 except (OSError, AttributeError):
                     pass
             ex.shutdown(wait=True, cancel_futures=True)
