@@ -19,6 +19,7 @@ import yaml
 from parse_actors.engine import resume_run
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.errors import ScenarioError
+from parse_actors.metrics import RunDirError
 from parse_actors.scenario import load_scenario
 from parse_actors.scenario.fingerprint import NEUTRAL_KEYS, fingerprint
 from run_helpers import run_full_and_cut, summary_sans_wall
@@ -43,9 +44,13 @@ def cut(runs, tmp_path):
 
 
 def snapshot(d: Path) -> dict:
-    """Every file under `d` with its bytes and modification time: what 'nothing touched' means."""
+    """Every file under `d` with its bytes and modification time: what 'nothing touched' means.
+    The lock file is left out: whoever takes the lock writes its pid there (metrics/dirguard.py),
+    and a resume takes it before it reads anything, refused or not."""
+    from parse_actors.metrics.dirguard import LOCK
+
     return {str(p.relative_to(d)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
-            for p in sorted(d.rglob("*"))}
+            for p in sorted(d.rglob("*")) if p.name != LOCK}
 
 
 def edit_scenario(run_dir: Path, edit) -> None:
@@ -77,7 +82,7 @@ def refused(run_dir: Path, monkeypatch, backend: str = "inline") -> str:
 
     monkeypatch.setattr(runner, "ray_session", no_ray)
     before = snapshot(run_dir)
-    with pytest.raises(ScenarioError) as ei:
+    with pytest.raises((ScenarioError, RunDirError)) as ei:  # both: one line, exit 2 (a link: the run-dir rule)
         resume_run(run_dir, backend=backend)
     assert snapshot(run_dir) == before
     msg = str(ei.value)

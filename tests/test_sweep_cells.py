@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from parse_actors.cli import main
+from parse_actors.metrics import dirguard
+from parse_actors.metrics.dirguard import GuardError, write_marker
 from parse_actors.studies import cell
 from parse_actors.studies.progress import SweepProgress, clock
 
@@ -32,10 +34,14 @@ def test_pack_install_round_trip_replaces_the_directory_whole(tmp_path):
     (src / "metrics.csv").write_bytes(b"round,t\n0,1.0\n")
     (src / "plots" / "a.png").write_bytes(b"\x89PNG")
     (src / "link").symlink_to(tmp_path / "elsewhere")  # links are not followed, not copied
+    write_marker(src)  # a cell's scratch run directory, as RunDir makes it
+    (src / dirguard.LOCK).write_text("123\n")  # the scratch run's lock: not a result
     files = cell.pack(src)
-    assert files == {"metrics.csv": b"round,t\n0,1.0\n", "plots/a.png": b"\x89PNG"}
+    assert files == {dirguard.MARKER: dirguard.MARKER_TEXT.encode(), "metrics.csv": b"round,t\n0,1.0\n",
+                     "plots/a.png": b"\x89PNG"}
     dst = tmp_path / "sw" / "cell"
     dst.mkdir(parents=True)
+    write_marker(dst)  # an earlier attempt's run directory: the run-directory rule lets it be replaced
     (dst / "stale.txt").write_text("from an earlier attempt")
     cell.install(dst, files)
     assert _tree(dst) == files and (dst / "plots").is_dir()
@@ -46,6 +52,29 @@ def test_pack_install_round_trip_replaces_the_directory_whole(tmp_path):
     back = tmp_path / "back"
     cell.unpack(files, back)
     assert _tree(back) == files
+
+
+def test_install_never_replaces_what_is_not_a_run_directory(tmp_path):
+    """A cell's place holding someone's folder (no marker, no scenario.yaml), or a running
+    run (locked), is refused, not renamed away."""
+    dst = tmp_path / "sw" / "cell"
+    dst.mkdir(parents=True)
+    (dst / "notes.txt").write_text("mine")
+    with pytest.raises(GuardError, match="not a sweep cell"):
+        cell.install(dst, {"metrics.csv": b"x"})
+    assert (dst / "notes.txt").read_text() == "mine"
+    write_marker(dst)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl,os,sys; fd=os.open(sys.argv[1], os.O_RDWR|os.O_CREAT);"
+                               " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+                               str(dst / dirguard.LOCK)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(GuardError, match="in use"):
+            cell.install(dst, {"metrics.csv": b"x"})
+        assert (dst / "notes.txt").read_text() == "mine"
+    finally:
+        holder.stdin.close()
+        holder.wait()
 
 
 @pytest.mark.parametrize("rel", ["../x", "/etc/passwd", "a/../../b", "", "a//b", "./a"])
