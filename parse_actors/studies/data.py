@@ -23,7 +23,7 @@ SWEEP_CSV = "sweep.csv"
 """One row per run of a sweep."""
 
 
-FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local"}
+FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local", "gval": "final_acc_gval"}
 
 
 @dataclass
@@ -76,7 +76,8 @@ class RunData:
 
     def final(self, group: str | None = None, which: str = "test") -> float | None:
         """Final accuracy of all agents (or one group): `test` on the common test set,
-        `val` on the agents' validation splits, `local` on their own test splits."""
+        `val` on the agents' validation splits, `local` on their own test splits, `gval` on
+        the global validation set."""
         fa = self.summary.get(FINAL_KEYS[which]) or {}
         return fa.get("mean") if group is None else (fa.get("by_group") or {}).get(group)
 

@@ -87,7 +87,7 @@ TABLES: dict[str, dict[str, tuple[Cell, bool]]] = {
     "metrics.csv": {"round": (_nonneg_int, False), "t": (_finite, False), "agent": (_nonneg_int, False),
                     "group": (_text, False), "acc": (_number, True), "loss": (_number, True),
                     "acc_local": (_number, True), "acc_val": (_number, True), "loss_local": (_number, True),
-                    "loss_val": (_number, True), "online": (_number, True), "train_loss": (_number, True),
+                    "loss_val": (_number, True), "acc_gval": (_number, True), "loss_gval": (_number, True), "online": (_number, True), "train_loss": (_number, True),
                     "updates": (_number, True)},
     "comm.csv": {"src": (_nonneg_int, False), "dst": (_nonneg_int, False), "kind": (_text, False),
                  "messages": (_nonneg_int, False), "bytes_sent": (_nonneg_int, False),
@@ -206,6 +206,7 @@ _ACC = Opt({"mean": Opt(NUM), "by_group": Opt(Each(Opt(NUM)))})
 SUMMARY = {
     "name": STR, "seed": INT, "method": STR, "rounds": INT, "complete": BOOL, "virtual_time_s": NUM,
     "wall_time_s": NUM, "agents": INT, "groups": Each(INT), "final_acc": _ACC, "final_acc_val": _ACC,
+    "final_acc_gval": _ACC,
     "final_acc_local": _ACC, "bytes_by_kind": Each(NUM), "bytes_total": NUM, "messages": Each(INT),
     "protocol": STR,
     "gradient_conflict": Opt(Each({"mean_cosine": NUM, "mean_frac_negative": NUM, "rounds": INT})),
