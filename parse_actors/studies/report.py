@@ -30,7 +30,8 @@ from parse_actors.metrics import dirguard
 from parse_actors.studies.data import ReportError, SweepData, fmt_ci, is_run_dir, is_sweep_dir, load_run, load_sweep
 from parse_actors.studies.report_md import FIG_DIR  # noqa: F401 - where the figures go, importable from here
 from parse_actors.studies.report_run import run_report
-from parse_actors.studies.report_sweep import setting_label, sweep_report, tune_text, tuned_choices
+from parse_actors.studies.report_sweep import sweep_report
+from parse_actors.studies.report_tuned import setting_label, tune_text, tuned_choices
 
 
 def default_target(finals: list[float | None]) -> float:
@@ -42,7 +43,7 @@ def default_target(finals: list[float | None]) -> float:
 
 
 def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
-                 budget: float | None = None) -> Path:
+                 budget: float | None = None, reference: str | None = None) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: no such directory")
@@ -55,7 +56,9 @@ def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
     dirguard.check_entries(path, "report directory")  # before anything in it is read or written
     if is_sweep_dir(path):
         dirguard.check_sweep_entries(path)
-        return sweep_report(load_sweep(path), target, dpi, budget, default_target)
+        return sweep_report(load_sweep(path), target, dpi, budget, default_target, reference)
+    if reference is not None:
+        raise ReportError("--reference: only for a sweep directory (paired differences are between its methods)")
     if is_run_dir(path):
         run = load_run(path)
         t = default_target([run.summary.get("final_acc", {}).get("mean")]) if target is None else target

@@ -14,9 +14,8 @@ from pathlib import Path
 from parse_actors.names import SLICE_KINDS as DROP
 from parse_actors.studies import plots
 from parse_actors.studies.data import RunData, SweepData, fmt_ci, mean_std
-from parse_actors.studies.grid import value_text
 from parse_actors.studies.report_md import FIG_DIR, fig_link, finish, md_table, slug
-from parse_actors.studies.tune import Choice, choose
+from parse_actors.studies.report_tuned import setting_label, tuned_choices, tuned_section
 
 MAX_LINES = 16
 DERIVED = {
@@ -43,8 +42,13 @@ class SweepView:
     plot_note: str
 
 
-def sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float | None, default_target) -> Path:
-    """report.md and report/*.png of a sweep directory."""
+def sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float | None, default_target,
+                 reference: str | None = None) -> Path:
+    """report.md and report/*.png of a sweep directory; `reference`: the method paired
+    differences are taken against (default: the sweep's `--reference`)."""
+    from parse_actors.studies import report_compare
+
+    reference = report_compare.check_reference(sd, reference)
     figs = sd.dir / FIG_DIR
     figs.mkdir(parents=True, exist_ok=True)
     name = sd.manifest.get("name", sd.dir.name)
@@ -60,6 +64,8 @@ def sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float | 
               f"target': {target:g}.", ""]
     if sd.tune_keys:
         lines += tuned_section(sd, v.groups)
+    if report_compare.has_protocol(sd, reference):
+        lines += report_compare.sections(v, reference)
     for section in (_final_table, _vs_keys, _bytes, _time_to_target, _conflict, _slice_drop):
         lines += section(v)
     return finish(sd.dir, lines)
@@ -325,65 +331,3 @@ def _slice_drop(v: SweepView) -> list[str]:
                        legend_title="prediction")
     fig_link(lines, "slice_drop.png", "slice-drop accuracy per setting")
     return lines
-
-
-# ---------------------------------------------------------------- tuned
-
-
-def setting_label(sd: SweepData, setting: dict) -> str:
-    keys = [k for k in setting if k in sd.varied]
-    if not keys:
-        return "all runs"
-    if keys == ["method"]:
-        return value_text(setting["method"])
-    return ", ".join(f"{sd.short_key(k)}={value_text(setting[k])}" for k in keys)
-
-
-def tune_text(sd: SweepData, values: dict) -> str:
-    return ", ".join(f"{sd.short_key(k) if len(sd.tune_keys) > 1 else k.split('.')[-1]}={value_text(v)}"
-                     for k, v in values.items())
-
-
-def tuned_choices(sd: SweepData) -> list[Choice]:
-    return choose(sd.runs, sd.grid, sd.tune_keys)
-
-
-def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
-    """Per setting: the tune values chosen on validation accuracy and test accuracy there."""
-    choices = tuned_choices(sd)
-    keys = ", ".join(f"`{k}`" for k in sd.tune_keys)
-    lines = ["## Tuned: test accuracy at the value chosen on validation data", "",
-             f"For each setting, {keys} took the value with the best validation accuracy (all agents, "
-             "`final_acc_val`, mean over seeds); ties go to the value listed first in `--tune`; a diverged run "
-             "scores 0. Test accuracy never enters the choice. Test accuracy at the chosen value: mean ± 95% CI "
-             "over seeds. The figures and the bytes, time-to-target, conflict and slice-drop tables below show each "
-             "setting at its tuned values; the full table and the plots against numeric keys show every value.",
-             ""]
-    header = (["setting", "chosen", "validation acc", "seeds", "all agents (95% CI)"]
-              + [f"{g} (95% CI)" for g in groups])
-    rows = []
-    for c in choices:
-        label = setting_label(sd, c.setting)
-        if c.chosen is None:
-            rows.append([label, "none (no validation accuracy)", "n/a", 0, "n/a"] + ["n/a"] * len(groups))
-            continue
-        runs = c.runs
-        rows.append([label, tune_text(sd, c.chosen.values), f"{c.chosen.val:.3f}", len(runs),
-                     fmt_ci([r.final() for r in runs])] + [fmt_ci([r.final(g) for r in runs]) for g in groups])
-    lines += md_table(header, rows)
-    if not choices:
-        return lines + ["No complete run yet.", ""]
-    cand_names = [tune_text(sd, x.values) for x in choices[0].candidates]
-    lines += ["Validation accuracy of every candidate (mean over seeds; **bold**: chosen; (k) = only k seeds):", ""]
-    vrows = []
-    full = len(sd.manifest.get("seeds") or []) or None
-    for c in choices:
-        row = [setting_label(sd, c.setting)]
-        for x in c.candidates:
-            if x.val is None:
-                row.append("n/a")
-                continue
-            t = f"{x.val:.3f}" + (f" ({x.n})" if full and x.n < full else "")
-            row.append(f"**{t}**" if x is c.chosen else t)
-        vrows.append(row)
-    return lines + md_table(["setting"] + cand_names, vrows)
