@@ -234,11 +234,9 @@ class DataConfig(_WithOptions):
                 raise DataError("global_test_size", f"{gts} samples asked, the dataset has {total}")
             pool = total - gts
         if self.global_val_size is not None:
-            from .holdout import per_class  # (holdout imports this module)
-
             k = self.global_val_size
             classes = getattr(self.source_options(), "num_classes", None)  # where known without building
-            k = per_class(k, classes) * classes if isinstance(classes, int) else k
+            k = -(-k // classes) * classes if isinstance(classes, int) else k  # holdout.per_class, rounded up
             if k >= pool:
                 raise DataError("global_val_size", f"{k} samples asked, the dataset leaves {pool} after its "
                                                    "global test set")

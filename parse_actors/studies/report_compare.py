@@ -9,9 +9,6 @@ other sweeps stay as they were.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from parse_actors.studies import plots
 from parse_actors.studies.compare import (
@@ -23,12 +20,9 @@ from parse_actors.studies.compare import (
     plateau_round,
 )
 from parse_actors.studies.data import ReportError, RunData, SweepData, fmt_ci
-from parse_actors.studies.grid import dump_value, value_text
-from parse_actors.studies.report_md import fig_link, md_table
+from parse_actors.studies.grid import dump_value
+from parse_actors.studies.report_md import SweepView, fig_link, md_table
 from parse_actors.studies.report_tuned import setting_label, tuned_choices
-
-if TYPE_CHECKING:  # pragma: no cover
-    from parse_actors.studies.report_sweep import SweepView
 
 Unit = tuple[dict, str, list[RunData]]  # (setting, label, its runs: at the tuned values with --tune)
 

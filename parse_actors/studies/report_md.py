@@ -1,12 +1,15 @@
-"""Markdown pieces every report uses: tables, figure links, and writing report.md."""
+"""What every report uses: Markdown tables, figure links, writing report.md, and the
+context every section of a sweep's report reads (SweepView)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from parse_actors import atomic
 from parse_actors.metrics import dirguard
+from parse_actors.studies.data import RunData, SweepData
 
 FIG_DIR = "report"
 
@@ -37,3 +40,21 @@ def finish(dir_: Path, lines: list[str]) -> Path:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+
+
+@dataclass
+class SweepView:
+    """What every section of a sweep's report needs: the data, where figures go, and
+    which runs the figures and later tables show (`plot_configs`: each setting at its
+    tuned values with --tune)."""
+
+    sd: SweepData
+    figs: Path
+    name: str
+    dpi: int
+    groups: list[str]
+    configs: dict[str, list[RunData]]
+    target: float
+    budget: float | None
+    plot_configs: dict[str, list[RunData]]
+    plot_note: str

@@ -8,13 +8,12 @@ kind, time to target, gradient conflict and slice drop per setting.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from parse_actors.names import SLICE_KINDS as DROP
-from parse_actors.studies import plots
+from parse_actors.studies import plots, report_compare
 from parse_actors.studies.data import RunData, SweepData, fmt_ci, mean_std
-from parse_actors.studies.report_md import FIG_DIR, fig_link, finish, md_table, slug
+from parse_actors.studies.report_md import FIG_DIR, SweepView, fig_link, finish, md_table, slug
 from parse_actors.studies.report_tuned import setting_label, tuned_choices, tuned_section
 
 MAX_LINES = 16
@@ -24,30 +23,10 @@ DERIVED = {
 }
 
 
-@dataclass
-class SweepView:
-    """What every section of a sweep's report needs: the data, where figures go, and
-    which runs the figures and later tables show (`plot_configs`: each setting at its
-    tuned values with --tune)."""
-
-    sd: SweepData
-    figs: Path
-    name: str
-    dpi: int
-    groups: list[str]
-    configs: dict[str, list[RunData]]
-    target: float
-    budget: float | None
-    plot_configs: dict[str, list[RunData]]
-    plot_note: str
-
-
 def sweep_report(sd: SweepData, target: float | None, dpi: int, budget: float | None, default_target,
                  reference: str | None = None) -> Path:
     """report.md and report/*.png of a sweep directory; `reference`: the method paired
     differences are taken against (default: the sweep's `--reference`)."""
-    from parse_actors.studies import report_compare
-
     reference = report_compare.check_reference(sd, reference)
     figs = sd.dir / FIG_DIR
     figs.mkdir(parents=True, exist_ok=True)

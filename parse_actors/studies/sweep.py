@@ -329,6 +329,9 @@ def _locked(sweep: Sweep, ray, parallel, echo, *args) -> SweepResult:
         if res.interrupted is None and sweep.tune and sweep.extend:
             added = extend_tuning(sweep)
             if added:
+                for r in sweep.runs:  # what just ran is done: only the new cells run now
+                    if r.state != "done" and _complete(r.dir):
+                        r.state = "done"
                 echo(f"tuning: {len(added)} choice(s) at a grid edge; adding "
                      + "; ".join(f"{_ext_text(e)}" for e in added))
                 more = _run_sweep(sweep, ray, parallel, echo, *args)
