@@ -85,7 +85,12 @@ def sweep_console_table(sd: SweepData) -> str:
             runs = c.runs
             out.append(f"{lab:<{w1}}{ch:<{w2}}{len(runs):>6}{fmt_ci([r.final() for r in runs]):>20}"
                        + "".join(f"{fmt_ci([r.final(g) for r in runs]):>17}" for g in groups))
+    if sd.reference:
+        out += ([""] if out else []) + _console_paired(sd, sd.reference)
+    if sd.tune_keys:
         out += ["", "every run setting (test accuracy, mean ± 95% CI over seeds)"]
+    elif sd.reference:
+        out += [""]
     configs = sd.configs()
     width = max([len("setting")] + [len(k) for k in configs]) + 2
     head = f"{'setting':<{width}}{'seeds':>6}{'all (95% CI)':>16}" + "".join(f"{g[:15]:>17}" for g in groups)
@@ -97,3 +102,31 @@ def sweep_console_table(sd: SweepData) -> str:
 
 
 __all__ = ["ReportError", "default_target", "sweep_console_table", "write_report"]
+
+
+def _console_paired(sd: SweepData, reference: str) -> list[str]:
+    """Paired differences against `reference` (report_compare), for the console."""
+    from parse_actors.studies.compare import fmt_paired, paired
+    from parse_actors.studies.grid import dump_value
+    from parse_actors.studies.report_compare import units
+
+    us = units(sd)
+    ref = {tuple((k, dump_value(v)) for k, v in st.items() if k != "method"): runs for st, _, runs in us
+           if dump_value(st.get("method")) == reference}
+    rows = []
+    for st, label, runs in us:
+        base = ref.get(tuple((k, dump_value(v)) for k, v in st.items() if k != "method"))
+        if base is None or dump_value(st.get("method")) == reference:
+            continue
+        p = paired({r.seed: r.final() for r in base}, {r.seed: r.final() for r in runs})
+        need = p.seeds_needed()
+        rows.append((label, p, "n/a" if need is None else str(need)))
+    if not rows:
+        return []
+    w = max([len("setting")] + [len(x[0]) for x in rows]) + 2
+    head = f"{'setting':<{w}}{'paired seeds':>13}{'delta all (95% CI)':>22}{'resolved':>10}{'seeds for 80% power':>21}"
+    out = [f"paired differences vs {reference} (test accuracy, seed by seed)", head, "-" * len(head)]
+    for label, p, need in rows:
+        res = "yes" if p.resolved else ("no" if p.half is not None else "n/a")
+        out.append(f"{label:<{w}}{p.n:>13}{fmt_paired(p):>22}{res:>10}{need:>21}")
+    return out

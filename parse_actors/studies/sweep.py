@@ -557,9 +557,10 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
                 kinds.append(k)
         rows.append((r, s))
     kinds = [k for k in KINDS if k in kinds] + sorted(k for k in kinds if k not in KINDS)
+    gval = ["acc_gval_mean"] if any("final_acc_gval" in s for _, s in rows) else []  # (only then: tables stay)
     keys = list(sweep.grid)
     header = (["run"] + keys + ["seed", "complete", "acc_mean"] + [f"acc_{g}" for g in groups]
-              + ["acc_val_mean"] + [f"acc_val_{g}" for g in groups] + ["acc_local_mean"]
+              + ["acc_val_mean"] + [f"acc_val_{g}" for g in groups] + gval + ["acc_local_mean"]
               + ["bytes_total"] + [f"bytes_{k}" for k in kinds]
               + ["messages_sent", "messages_dropped", "rounds", "virtual_time_s", "wall_time_s",
                  "offline_frac", "online_measured", "straggler_frac", "error"])
@@ -574,6 +575,7 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
                "complete": bool(s.get("complete")), "acc_mean": fa.get("mean"),
                **{f"acc_{g}": by_group.get(g) for g in groups},
                "acc_val_mean": fv.get("mean"), **{f"acc_val_{g}": (fv.get("by_group") or {}).get(g) for g in groups},
+               "acc_gval_mean": (s.get("final_acc_gval") or {}).get("mean"),
                "acc_local_mean": (s.get("final_acc_local") or {}).get("mean"),
                "bytes_total": s.get("bytes_total"), **{f"bytes_{k}": bk.get(k, 0 if s else None) for k in kinds},
                "messages_sent": msgs.get("sent"), "messages_dropped": msgs.get("dropped"),
