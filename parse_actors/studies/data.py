@@ -189,9 +189,16 @@ class SweepData:
         keys = self.varied if keys is None else keys
         order = {k: [dump_value(v) for v in self.grid[k]] for k in keys}
 
+        def place(k: str, v) -> float:
+            t = dump_value(v)
+            if t in order[k]:
+                return order[k].index(t)
+            if is_numeric(self.grid[k]) and is_numeric([v]):  # a value past the grid's edge (tune extension)
+                return -0.5 if v < min(self.grid[k]) else len(order[k])
+            return len(order[k])
+
         def sort_key(r: RunData):
-            return tuple(order[k].index(dump_value(r.params.get(k))) if dump_value(r.params.get(k)) in order[k]
-                         else 0 for k in keys)
+            return tuple(place(k, r.params.get(k)) for k in keys)
 
         out: dict[str, list[RunData]] = {}
         for r in sorted(self.runs, key=sort_key):
