@@ -46,16 +46,20 @@ def test_seeds_for_80_percent_power(d, sd, n):
 
 
 def test_plateau_rule():
-    rising = [0.1 * k for k in range(10)]
+    rising = [0.1 * k for k in range(12)]
     assert plateau_round(rising) is None
     flat_after = [0.1, 0.3, 0.5, 0.6, 0.7, 0.71, 0.712, 0.713, 0.714, 0.714, 0.7141, 0.7142]
-    # at 10 evaluations the last max(2, ceil(2.0)) = 2 span 0.000 < 0.005: stops at evaluation index 9
+    # at 10 evaluations the last max(5, ceil(2.0)) = 5 span 0.714 - 0.71 = 0.004 < 0.005: stops at index 9
     assert plateau_round(flat_after) == 9
+    assert plateau_round(flat_after, tol=0.004) == 10  # at 11 the last 5 (0.712 .. 0.7141) span 0.0021
     assert plateau_round(flat_after, min_rounds=12) == 11
     assert plateau_round([0.5] * 9) is None  # fewer than min_rounds evaluations
-    assert plateau_round([0.5] * 9 + [None, 0.5, 0.5, 0.5]) == 12  # a missing value is not settled
-    # a window of 20%: at 20 evaluations the last 4 must span < 0.005
-    wobble = [0.5 + (0.004 if k % 2 else 0) for k in range(20)]
+    assert plateau_round([0.5] * 9 + [None, 0.5, 0.5, 0.5, 0.5, 0.5]) == 14  # a missing value is not settled
+    # one flat step is not a plateau: the window is at least 5 evaluations
+    step = [0.1 * k for k in range(9)] + [0.8, 0.9, 1.0, 1.1, 1.2]  # flat only from index 8 to 9
+    assert plateau_round(step) is None and plateau_round(step, min_window=2) == 9
+    # a window of 20%: at 30 evaluations the last 6 must span < 0.005
+    wobble = [0.5 + (0.004 if k % 2 else 0) for k in range(30)]
     assert plateau_round(wobble) == 9 and plateau_round(wobble, tol=0.004) is None
 
 
@@ -212,7 +216,7 @@ def test_report_paired_section_convergence_and_curves(tmp_path):
         < md.index("## Convergence") < md.index("## Final accuracy per setting")
     # parse - local per seed: 0.05, 0.10, 0.05 (see test_paired_difference_interval_exact)
     assert "| parse | 3 | +0.067 ± 0.072 | +0.067 ± 0.072 | +0.067 ± 0.072 | 0.029 | no | 4 (have 3) |" in md
-    assert "| local | 3/3 | 10.0 | 12 | 0.600 ± 0.248 | 0.600 ± 0.248 |" in md  # flat from 6: stops at the 10th
+    assert "| local | 3/3 | 11.0 | 12 | 0.600 ± 0.248 | 0.600 ± 0.248 |" in md  # flat from index 6: 5 flat at the 11th
     assert (root / "report" / "accuracy_vs_rounds.png").stat().st_size > 0
     assert (root / "report" / "accuracy_vs_bytes.png").stat().st_size > 0
 

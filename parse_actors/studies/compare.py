@@ -24,7 +24,10 @@ MAX_SEEDS = 10_000
 PLATEAU_TOL = 0.005
 """Plateau rule: the validation accuracy moved less than this (0.5 point) ..."""
 PLATEAU_WINDOW = 0.2
-"""... over the last 20% of the evaluations so far (at least 2) ..."""
+"""... over the last 20% of the evaluations so far, and at least PLATEAU_MIN_WINDOW of them ..."""
+PLATEAU_MIN_WINDOW = 5
+"""(a shorter window stops on one flat step: on the quickstart demo, 2 evaluations of 10 stopped
+PARSE 5 points below where it ended)"""
 PLATEAU_MIN_ROUNDS = 10
 """... once at least this many evaluations were made."""
 
@@ -83,16 +86,16 @@ def seeds_needed(diff: float | None, sd: float | None, power_z: float = Z80) -> 
 
 
 def plateau_round(curve: list[float | None], tol: float = PLATEAU_TOL, window: float = PLATEAU_WINDOW,
-                  min_rounds: int = PLATEAU_MIN_ROUNDS) -> int | None:
+                  min_rounds: int = PLATEAU_MIN_ROUNDS, min_window: int = PLATEAU_MIN_WINDOW) -> int | None:
     """The first evaluation index k at which the run would have stopped: k+1 >= min_rounds
-    evaluations and the validation accuracy over the last max(2, ceil(window * (k+1)))
+    evaluations and the validation accuracy over the last max(min_window, ceil(window * (k+1)))
     evaluations spans less than `tol` (max - min). None: it never did (the budget ran out
     first). A missing or NaN value counts as not settled."""
     for k in range(len(curve)):
         n = k + 1
         if n < min_rounds:
             continue
-        w = max(2, math.ceil(window * n))
+        w = max(min_window, math.ceil(window * n))
         if w > n:
             continue
         tail = curve[n - w:n]
@@ -110,5 +113,5 @@ def fmt_paired(p: Paired, digits: int = 3) -> str:
     return f"{p.mean:+.{digits}f}" if p.half is None else f"{p.mean:+.{digits}f} ± {p.half:.{digits}f}"
 
 
-__all__ = ["PLATEAU_MIN_ROUNDS", "PLATEAU_TOL", "PLATEAU_WINDOW", "Paired", "fmt_paired", "paired", "plateau_round",
+__all__ = ["PLATEAU_MIN_ROUNDS", "PLATEAU_MIN_WINDOW", "PLATEAU_TOL", "PLATEAU_WINDOW", "Paired", "fmt_paired", "paired", "plateau_round",
            "seeds_needed"]

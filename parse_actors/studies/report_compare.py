@@ -13,6 +13,7 @@ from __future__ import annotations
 from parse_actors.studies import plots
 from parse_actors.studies.compare import (
     PLATEAU_MIN_ROUNDS,
+    PLATEAU_MIN_WINDOW,
     PLATEAU_TOL,
     PLATEAU_WINDOW,
     fmt_paired,
@@ -86,7 +87,8 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
             + (f"Differences are paired against `{reference}`. " if reference else "")
             + f"Convergence: a run counts as converged at the first evaluation where, after at least "
             f"{PLATEAU_MIN_ROUNDS} evaluations, its validation accuracy spanned less than {100 * PLATEAU_TOL:g} "
-            f"point over the last {100 * PLATEAU_WINDOW:g}% of its evaluations (plateau rule, studies/compare.py); "
+            f"point over the last {100 * PLATEAU_WINDOW:g}% of its evaluations, at least {PLATEAU_MIN_WINDOW} "
+            "(plateau rule, studies/compare.py); "
             "the budget is the scenario's `protocol.rounds`, the same for every method.", ""]
 
 
