@@ -67,10 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
                     help="values to sweep (YAML; commas inside [] or {} do not split; a single [..] list gives "
                          "its items); replaces the file's grid for that key; repeatable")
-    sw.add_argument("--tune", action="append", default=[], metavar="KEY.PATH=V1,V2,...",
+    sw.add_argument("--tune", action="append", default=[], metavar="KEY.PATH[=V1,V2,...]",
                     help="hyperparameter values to choose from per setting (swept like --grid; the value with the "
-                         "best mean validation accuracy over seeds is reported with its test accuracy); repeatable: "
-                         "the product of the values")
+                         "best mean accuracy over seeds on the global validation set, data.global_val_size, 300 "
+                         "samples unless the scenario sets it, is reported with its test accuracy); KEY=log:LO:HI:N "
+                         "for N log-spaced values, KEY alone for the default 0.01..0.3, 6 values; a choice at an "
+                         "edge adds one step past it; repeatable: the product of the values")
+    sw.add_argument("--no-extend", action="store_true",
+                    help="with --tune: do not add a value past a grid edge the choice sits at")
+    sw.add_argument("--reference", metavar="METHOD",
+                    help="reports pair every method with this one, seed by seed (paired-difference 95%% CI and "
+                         "the seeds a difference of that size needs); needs a grid over method")
     sw.add_argument("--seeds", type=int, metavar="N",
                     help="seeds per grid point: the scenario's seed, +1, ... (default 1)")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -105,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="accuracy for 'time to target' (default: 80%% of the best final accuracy, "
                          "rounded down to 0.05)")
     rp.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
+    rp.add_argument("--reference", metavar="METHOD",
+                    help="sweeps: paired differences against this method (default: the sweep's --reference)")
     rp.add_argument("--budget", type=float, metavar="SECONDS",
                     help="sweeps: also compare accuracy at this virtual time, for runs that last different "
                          "virtual times (e.g. sync vs async with stragglers)")
@@ -233,7 +242,8 @@ def _cmd_sweep(args) -> int:
     if args.resume:
         given = [f for f, v in (("SCENARIO", args.scenario), ("--grid", args.grid), ("--tune", args.tune),
                                 ("--seeds", args.seeds), ("--set", args.overrides), ("--out", args.out),
-                                ("--force", args.force)) if v]
+                                ("--force", args.force), ("--reference", args.reference),
+                                ("--no-extend", args.no_extend)) if v]
         if given:
             raise ScenarioError("--resume", "", f"takes the sweep directory only, not {given[0]} (its sweep.json "
                                                 "holds the scenario, grid, seeds and overrides)")
@@ -242,7 +252,8 @@ def _cmd_sweep(args) -> int:
         if not args.scenario:
             raise ScenarioError(None, "", "parse-sim sweep needs a SCENARIO file (or --resume OUT)")
         sweep = plan_sweep(args.scenario, args.grid, 1 if args.seeds is None else args.seeds, args.overrides,
-                           args.out, args.backend or "inline", args.force, tune_args=args.tune)
+                           args.out, args.backend or "inline", args.force, tune_args=args.tune,
+                           reference=args.reference, extend=not args.no_extend)
     n_points = len(sweep.runs) // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
           f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
@@ -269,7 +280,8 @@ def _cmd_sweep(args) -> int:
 def _cmd_report(args) -> int:
     from parse_actors.studies.report import write_report
 
-    out = write_report(Path(args.dir), target=args.target, dpi=args.dpi, budget=args.budget)
+    out = write_report(Path(args.dir), target=args.target, dpi=args.dpi, budget=args.budget,
+                       reference=args.reference)
     print(f"report: {out} (figures in {out.parent / 'report'})")
     return EXIT_OK
 

@@ -173,7 +173,7 @@ def test_resume_plans_the_sweep_that_sweep_json_describes(tmp_path, monkeypatch)
     first = plan_sweep(QUICK, ["method=parse,local"], 2, ["protocol.rounds=2"], tmp_path / "x",
                        tune_args=["optim.lr=0.02,0.1"])
     assert [r.point.name for r in again.runs] == [r.point.name for r in first.runs] and len(again.runs) == 8
-    assert again.tune == ["optim.lr"] and again.seeds == [0, 1] and again.overrides == ["protocol.rounds=2"]
+    assert again.tune == ["optim.lr"] and again.seeds == [0, 1] and again.overrides == ["protocol.rounds=2", "data.global_val_size=300"]  # (--tune adds it)
     assert [r.scenario.model_dump() for r in again.runs] == [r.scenario.model_dump() for r in first.runs]
     monkeypatch.chdir(tmp_path)  # the stored relative path is not there: the absolute one is used
     assert len(resume_sweep(out).runs) == 8

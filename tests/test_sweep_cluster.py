@@ -25,8 +25,9 @@ from parse_actors.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
-# 6 small cells: 2 methods x 3 learning rates (a --tune key, so tuned.csv is compared too), one seed
-SWEEP = ["--grid", "method=parse,local", "--tune", "optim.lr=0.02,0.05,0.1",
+# 6 small cells: 2 methods x 3 learning rates (a --tune key, so tuned.csv is compared too; no edge
+# extension, so the cells are these 6), one seed
+SWEEP = ["--grid", "method=parse,local", "--tune", "optim.lr=0.02,0.05,0.1", "--no-extend",
          "--set", "protocol.rounds=4", "--set", "train.local_steps=5", "--set", "output.plots=false",
          "--set", "output.final_weights_max_mb=0"]
 CELLS = 6

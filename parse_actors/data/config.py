@@ -21,6 +21,7 @@ Example (every key optional; the defaults shown where given):
         alpha: 0.5
         test_fraction: 0.2
       global_test_size: null           # count, fraction, or the dataset's own test split / 20%
+      global_val_size: null            # class-balanced validation set from the pool (sweep --tune: 300)
       missing_modality_rate: 0.1       # or one rate per agent
       schedule:
         - {agent: 3, modality: audio, at_s: 30.0, action: lose}
@@ -44,6 +45,9 @@ from .errors import DataError
 from .modality import ScheduleEntry, resolve_schedule
 from .registry import DATASETS, PATH_DATASETS, DatasetName
 from .types import Dataset, Pairing
+
+DEFAULT_GLOBAL_VAL = 300
+"""Samples of the global validation set that `sweep --tune` uses when a scenario sets none."""
 
 
 class PartitionConfig(StrictModel):
@@ -97,6 +101,8 @@ class DataConfig(_WithOptions):
     """Use at most this many samples of the dataset's training pool (random, seeded); null: all."""
     global_test_size: int | float | None = None
     """Global test set: a count, a fraction in (0, 1) of the dataset, or null for the dataset's own test split (20% of the samples when it has none)."""
+    global_val_size: int | None = Field(None, ge=2)
+    """Global validation set: this many samples (rounded up to a multiple of the number of classes, the same count of every class) drawn from the pool before it is shared out, so disjoint from the global test set and from every agent's data; every agent is scored on it (`acc_gval`) and `sweep --tune` chooses on it. null: none (`sweep --tune` then sets 300, DEFAULT_GLOBAL_VAL)."""
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     """Split over agents."""
     missing_modality_rate: float | list[float] = 0.0
@@ -227,6 +233,14 @@ class DataConfig(_WithOptions):
             if gts >= total:
                 raise DataError("global_test_size", f"{gts} samples asked, the dataset has {total}")
             pool = total - gts
+        if self.global_val_size is not None:
+            k = self.global_val_size
+            classes = getattr(self.source_options(), "num_classes", None)  # where known without building
+            k = -(-k // classes) * classes if isinstance(classes, int) else k  # holdout.per_class, rounded up
+            if k >= pool:
+                raise DataError("global_val_size", f"{k} samples asked, the dataset leaves {pool} after its "
+                                                   "global test set")
+            pool -= k
         if self.max_samples is not None:
             pool = min(pool, self.max_samples)
         p = self.partition

@@ -2,7 +2,8 @@
 
 Steps, each with its own named seed stream (parse_actors.seeding), so that
 changing one option never reshuffles the others:
-  source (cached) -> global test set -> max_samples -> partition over agents
+  source (cached) -> global test set -> global validation set (holdout.py)
+  -> max_samples -> partition over agents (agent_splits.py:)
   -> per-agent stratified train/test split -> stratified validation split of
   what training keeps (`partition.val_fraction`; for choosing hyperparameters,
   never the test data) -> modality restriction -> training-time missing
@@ -19,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ..seeding import rng as seeded_rng
-from . import cache
+from . import cache, holdout
+from .agent_splits import build_agents
 from .config import DataConfig
 from .errors import DataError
-from .modality import missing_mask, resolve_schedule
-from .partition import label_histograms, label_skew, partition_indices, split_train_test, stratified_take
+from .modality import resolve_schedule
+from .partition import label_histograms, label_skew, partition_indices
 from .registry import build_source, cache_key, cacheable
 from .types import AgentData, ModalData, ModalityEvent, SourceData
 
@@ -40,6 +42,7 @@ class FederatedData:
     info: dict
     modality_schedule: list[ModalityEvent] = field(default_factory=list)
     class_names: list[str] | None = None
+    global_val: ModalData | None = None  # data.global_val_size: what tuning chooses on
 
     def summary(self) -> str:
         i = self.info
@@ -49,6 +52,7 @@ class FederatedData:
             f"{self.num_classes} classes; {len(self.agents)} agents, train {min(sizes)}..{max(sizes)} samples "
             f"({i['partition']['kind']}, label skew {i['partition']['label_skew_tv']:.2f}); "
             f"global test {len(self.global_test)}"
+            + ("" if self.global_val is None else f", global validation {len(self.global_val)}")
         )
 
 
@@ -79,31 +83,6 @@ def verify_source(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> N
         build_source(cfg, seed, base_dir)
 
 
-def _global_test(cfg: DataConfig, src: SourceData, seed: int) -> tuple[ModalData, ModalData, np.ndarray | None, str]:
-    """(pool, global test, pool groups, where the test came from)."""
-    r = seeded_rng(seed, "data", "global_test")
-    gts = cfg.global_test_size
-    if src.test is not None:
-        n = len(src.test)
-        if gts is None:
-            k = n
-        elif isinstance(gts, float):
-            k = int(round(n * gts))
-        else:
-            if gts > n:
-                raise DataError("global_test_size", f"{gts} samples asked, the dataset's test split has {n}")
-            k = gts
-        take, _ = stratified_take(src.test.y, k, r)
-        return src.train, src.test.subset(take), src.groups, "dataset test split"
-    n = len(src.train)
-    k = int(round(n * (0.2 if gts is None else gts))) if not isinstance(gts, int) else gts
-    if k >= n:
-        raise DataError("global_test_size", f"{k} samples asked, the dataset has {n}")
-    take, rest = stratified_take(src.train.y, k, r)
-    groups = None if src.groups is None else src.groups[rest]
-    return src.train.subset(rest), src.train.subset(take), groups, "held out from the pool"
-
-
 def build_federated_data(
     cfg: DataConfig,
     agent_modalities: Sequence[Sequence[str]],
@@ -122,86 +101,62 @@ def build_federated_data(
 
     src, cache_info = load_source(cfg, seed, base_dir, cache_dir)
     mods = src.modalities
-    pool, gtest, pool_groups, test_from = _global_test(cfg, src, seed)
-    if cfg.max_samples is not None and len(pool) > cfg.max_samples:
-        keep = np.sort(seeded_rng(seed, "data", "max_samples").permutation(len(pool))[: cfg.max_samples])
-        pool = pool.subset(keep)
-        pool_groups = None if pool_groups is None else pool_groups[keep]
+    pool, gtest, pool_groups, test_from = holdout.global_test(cfg, src, seed)
+    pool, gval, pool_groups = holdout.global_validation(cfg, pool, pool_groups, src.num_classes, seed)
+    pool, pool_groups = holdout.cap_pool(cfg, pool, pool_groups, seed)
 
     parts = partition_indices(pool.y, n_agents, cfg.partition, seeded_rng(seed, "data", "partition"), pool_groups)
     events, ever = resolve_schedule(cfg.schedule, agent_modalities, mods)
-    rates = cfg.missing_modality_rate
-    rates = list(rates) if isinstance(rates, list) else [rates] * n_agents
-
-    agents = []
-    for a, idx in enumerate(parts):
-        tr, te = split_train_test(pool.y[idx], cfg.partition.test_fraction, seeded_rng(seed, "data", "split", a))
-        if len(tr) == 0:
-            raise DataError("partition.min_samples", f"agent {a} has no training sample left after its test split")
-        val = None
-        if cfg.partition.val_fraction > 0:
-            # its own stream, drawn after the test split: the test split never moves with val_fraction
-            keep, va = split_train_test(pool.y[idx[tr]], cfg.partition.val_fraction,
-                                        seeded_rng(seed, "data", "val", a))
-            val = pool.subset(idx[tr[va]]).only(ever[a])
-            tr = tr[keep]
-        train = pool.subset(idx[tr]).only(ever[a])
-        test = pool.subset(idx[te]).only(ever[a])
-        present = missing_mask(len(train), ever[a], rates[a], seeded_rng(seed, "data", "missing", a))
-        if present is not None:
-            for m, keep in present.items():
-                train.x[m][~keep] = 0.0
-            train.present = present
-        active = tuple(m for m in mods if m in agent_modalities[a])
-        agents.append(
-            AgentData(
-                train=train,
-                test=test,
-                val=val,
-                extra={
-                    "active": active,
-                    "modalities": ever[a],
-                    "missing_rate": float(rates[a]) if present is not None else 0.0,
-                },
-            )
-        )
-
-    info = {
-        "name": cfg.name,
-        "pairing": cfg.pairing(),
-        "seed": int(seed),
-        "modalities": list(mods),
-        "input_shapes": {m: list(s) for m, s in src.input_shapes.items()},
-        "num_classes": src.num_classes,
-        "class_names": src.class_names,
-        "source": src.info,
-        "sizes": {
-            "dataset_train": len(src.train),
-            "dataset_test": None if src.test is None else len(src.test),
-            "pool": len(pool),
-            "global_test": len(gtest),
-            "global_test_from": test_from,
-            "agents_train": [len(a.train) for a in agents],
-            "agents_test": [len(a.test) for a in agents],
-            "agents_val": [0 if a.val is None else len(a.val) for a in agents],
-        },
-        "partition": {
-            **cfg.partition.model_dump(mode="json"),
-            "label_skew_tv": round(label_skew(pool.y, parts, src.num_classes), 4),
-            "label_histograms": label_histograms(pool.y, parts, src.num_classes).tolist(),
-        },
-        "agent_modalities": [list(m) for m in agent_modalities],
-        "missing_modality_rate": [a.extra["missing_rate"] for a in agents],
-        "schedule": [{"agent": e.agent, "modality": e.modality, "t_s": e.t_s, "action": e.action} for e in events],
-        "cache": cache_info,
-    }
+    agents = build_agents(cfg, pool, parts, agent_modalities, ever, mods, seed, gval)
+    sizes = {"global_test_from": test_from, "dataset_train": len(src.train),
+             "dataset_test": None if src.test is None else len(src.test), "pool": len(pool),
+             "global_test": len(gtest)}
+    if gval is not None:  # (only then: the info of runs without one stays as it was)
+        sizes["global_val"] = len(gval)
     return FederatedData(
         modalities=mods,
         input_shapes=src.input_shapes,
         num_classes=src.num_classes,
         agents=agents,
         global_test=gtest,
-        info=info,
+        info=_info(cfg, seed, src, sizes, agents, agent_modalities, pool.y, parts, events, cache_info),
         modality_schedule=events,
         class_names=src.class_names,
+        global_val=gval,
     )
+
+
+def _info(cfg: DataConfig, seed: int, src: SourceData, sizes: dict, agents: list[AgentData],
+          agent_modalities: list[tuple[str, ...]], pool_y: np.ndarray, parts: list[np.ndarray],
+          events: list[ModalityEvent], cache_info: dict) -> dict:
+    """The data description a run keeps (summary.json `dataset`; JSON-ready)."""
+    return {
+        "name": cfg.name,
+        "pairing": cfg.pairing(),
+        "seed": int(seed),
+        "modalities": list(src.modalities),
+        "input_shapes": {m: list(s) for m, s in src.input_shapes.items()},
+        "num_classes": src.num_classes,
+        "class_names": src.class_names,
+        "source": src.info,
+        "sizes": {
+            "dataset_train": sizes["dataset_train"],
+            "dataset_test": sizes["dataset_test"],
+            "pool": sizes["pool"],
+            "global_test": sizes["global_test"],
+            "global_test_from": sizes["global_test_from"],
+            **({"global_val": sizes["global_val"]} if "global_val" in sizes else {}),
+            "agents_train": [len(a.train) for a in agents],
+            "agents_test": [len(a.test) for a in agents],
+            "agents_val": [0 if a.val is None else len(a.val) for a in agents],
+        },
+        "partition": {
+            **cfg.partition.model_dump(mode="json"),
+            "label_skew_tv": round(label_skew(pool_y, parts, src.num_classes), 4),
+            "label_histograms": label_histograms(pool_y, parts, src.num_classes).tolist(),
+        },
+        "agent_modalities": [list(m) for m in agent_modalities],
+        "missing_modality_rate": [a.extra["missing_rate"] for a in agents],
+        "schedule": [{"agent": e.agent, "modality": e.modality, "t_s": e.t_s, "action": e.action} for e in events],
+        "cache": cache_info,
+    }

@@ -73,6 +73,7 @@ class AgentData:
     train: ModalData
     test: ModalData
     val: ModalData | None = None  # held out from training data for tuning (data.partition.val_fraction)
+    global_val: ModalData | None = None  # the global validation set (data.global_val_size), one object shared by all
     extra: dict = field(default_factory=dict)
 
 

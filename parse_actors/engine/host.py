@@ -269,7 +269,8 @@ class AgentHost:
         """Scores of one agent, each restricted to its current modalities: `acc`/`loss`
         on the common test set (the agent's own test split when there is none),
         `acc_local`/`loss_local` on its own test split, `acc_val`/`loss_val` on its
-        validation split (what tuning may look at), and `acc_without_<kind>` on the
+        validation split, `acc_gval`/`loss_gval` on the global validation set (what
+        tuning may look at), and `acc_without_<kind>` on the
         common test set with that slice kind's logits left out."""
         agent, data = self.agents[aid], self.data[aid]
         common = self.global_test if self.global_test is not None else data.test
@@ -282,6 +283,10 @@ class AgentHost:
             if val is not None and len(val):
                 acc, loss = agent.evaluate(val)
                 out.update(acc_val=float(acc), loss_val=float(loss))
+            gval = getattr(data, "global_val", None)  # data.global_val_size: what `sweep --tune` chooses on
+            if gval is not None and len(gval):
+                acc, loss = agent.evaluate(gval)
+                out.update(acc_gval=float(acc), loss_gval=float(loss))
             for kind in drop_kinds:
                 a, _ = agent.evaluate(common, drop_kind=kind)
                 out[f"acc_without_{kind}"] = float(a)

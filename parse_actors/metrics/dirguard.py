@@ -49,7 +49,7 @@ PLOT_FIGURES = ("accuracy_vs_time.png", "bytes_by_kind.png", "pid_audit_*.png")
 """What plots/ holds: the run's figures and the audit's heatmaps (audit/plots.py)."""
 REPORT_FIGURES = ("accuracy_vs_time.png", "time_to_target.png", "bytes_by_kind.png", "gradient_conflict.png",
                   "gradient_conflict_vs_time.png", "slice_drop.png", "online.png", "final_acc_vs_*.png",
-                  "acc_at_budget_vs_*.png")
+                  "acc_at_budget_vs_*.png", "accuracy_vs_rounds.png", "accuracy_vs_bytes.png")
 """What report/ holds: the figures `parse-sim report` draws (studies/report.py) for a run or a sweep."""
 CONTRACT_DIRS = {"plots": PLOT_FIGURES, "report": REPORT_FIGURES}
 

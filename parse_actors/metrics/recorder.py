@@ -15,8 +15,9 @@ from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.progress import Progress
 from parse_actors.metrics.rundir import RunDir
 
-SCORE_COLUMNS = ("acc_local", "loss_local", "acc_val", "loss_val")
-"""Scores beside the primary `acc`/`loss` (common test set): own test split, validation split."""
+SCORE_COLUMNS = ("acc_local", "loss_local", "acc_val", "loss_val", "acc_gval", "loss_gval")
+"""Scores beside the primary `acc`/`loss` (common test set): own test split, validation split,
+global validation set (data.global_val_size; only in runs that have one)."""
 CONFLICT_HEADER = ["round", "t", "branch", "cosine", "frac_negative", "n_uni", "n_multi"]
 SLICE_DROP_HEADER = ["round", "t", "agent", "group", "acc"] + [f"acc_without_{k}" for k in DROP_KINDS]
 

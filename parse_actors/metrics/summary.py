@@ -54,6 +54,8 @@ def build_summary(*, scenario, rows: list[dict], comm_rows: list[dict], rounds: 
         "messages": {k: int(messages.get(k, 0)) for k in ("sent", "delivered", "dropped")},
         "message_header_bytes": header_bytes,
     }
+    if any(r.get("acc_gval") is not None for r in rows):  # only runs with a global validation set
+        out["final_acc_gval"] = final_accuracy(rows, "acc_gval")
     if extra:
         out.update(extra)
     return out

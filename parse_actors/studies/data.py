@@ -14,6 +14,7 @@ from parse_actors.studies.readers import (  # noqa: F401 - ReportError is import
     ReportError,
     check_sweep_manifest,
     read_json,
+    read_message_bytes,
     read_table,
 )
 
@@ -23,7 +24,7 @@ SWEEP_CSV = "sweep.csv"
 """One row per run of a sweep."""
 
 
-FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local"}
+FINAL_KEYS = {"test": "final_acc", "val": "final_acc_val", "local": "final_acc_local", "gval": "final_acc_gval"}
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunData:
     params: dict = field(default_factory=dict)
     seed: int = 0
     derived: dict = field(default_factory=dict)
+    _bytes: list | None = field(default=None, repr=False)  # events.jsonl's (send time, bytes), read when asked
 
     @property
     def groups(self) -> list[str]:
@@ -61,6 +63,36 @@ class RunData:
             ts[r["round"]] = float(r["t"])
         return [(k, ts[k], sum(v) / len(v)) for k, v in sorted(acc.items())]
 
+    def score_curve(self, column: str, group: str | None = None) -> list[tuple[int, float | None]]:
+        """(round, mean of `column` over one group's agents or all) per evaluation; None where
+        no agent has a finite value (e.g. `acc_gval` in a run without a global validation set)."""
+        acc: dict[int, list[float]] = defaultdict(list)
+        rounds: set[int] = set()
+        for r in self.metrics:
+            if group is not None and r["group"] != group:
+                continue
+            rounds.add(r["round"])
+            v = r.get(column)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                acc[r["round"]].append(float(v))
+        return [(k, sum(acc[k]) / len(acc[k]) if acc.get(k) else None) for k in sorted(rounds)]
+
+    def bytes_curve(self) -> list[tuple[int, float]] | None:
+        """(round, bytes sent so far) per evaluation: the messages of events.jsonl sent at or
+        before the evaluation's virtual time; None without message events."""
+        if self._bytes is None:
+            msgs = read_message_bytes(self.dir / "events.jsonl")
+            self._bytes = [] if msgs is None else sorted(msgs)
+        if not self._bytes:
+            return None
+        import bisect
+
+        times = [m[0] for m in self._bytes]
+        cum = [0]
+        for _, b in self._bytes:
+            cum.append(cum[-1] + b)
+        return [(k, float(cum[bisect.bisect_right(times, t + 1e-12)])) for k, t, _ in self.curve()]
+
     def time_to(self, target: float, group: str | None = None) -> float | None:
         for _, t, a in self.curve(group):
             if a >= target:
@@ -76,7 +108,8 @@ class RunData:
 
     def final(self, group: str | None = None, which: str = "test") -> float | None:
         """Final accuracy of all agents (or one group): `test` on the common test set,
-        `val` on the agents' validation splits, `local` on their own test splits."""
+        `val` on the agents' validation splits, `local` on their own test splits, `gval` on
+        the global validation set."""
         fa = self.summary.get(FINAL_KEYS[which]) or {}
         return fa.get("mean") if group is None else (fa.get("by_group") or {}).get(group)
 
@@ -110,6 +143,16 @@ class SweepData:
     def tune_keys(self) -> list[str]:
         """Keys swept with `--tune` (chosen per setting on validation accuracy)."""
         return [k for k in (self.manifest.get("tune") or []) if k in self.grid]
+
+    @property
+    def reference(self) -> str | None:
+        """The method `sweep --reference` named (reports pair every other method with it)."""
+        return self.manifest.get("reference")
+
+    @property
+    def extensions(self) -> list[dict]:
+        """Tune values the sweep added past a grid edge (tune.edge_extensions)."""
+        return list(self.manifest.get("extensions") or [])
 
     def numeric_keys(self) -> list[str]:
         return [k for k in self.varied if is_numeric(self.grid[k])]
@@ -146,9 +189,16 @@ class SweepData:
         keys = self.varied if keys is None else keys
         order = {k: [dump_value(v) for v in self.grid[k]] for k in keys}
 
+        def place(k: str, v) -> float:
+            t = dump_value(v)
+            if t in order[k]:
+                return order[k].index(t)
+            if is_numeric(self.grid[k]) and is_numeric([v]):  # a value past the grid's edge (tune extension)
+                return -0.5 if v < min(self.grid[k]) else len(order[k])
+            return len(order[k])
+
         def sort_key(r: RunData):
-            return tuple(order[k].index(dump_value(r.params.get(k))) if dump_value(r.params.get(k)) in order[k]
-                         else 0 for k in keys)
+            return tuple(place(k, r.params.get(k)) for k in keys)
 
         out: dict[str, list[RunData]] = {}
         for r in sorted(self.runs, key=sort_key):

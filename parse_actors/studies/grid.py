@@ -161,14 +161,53 @@ def merge_grids(base: dict[str, list], args: list[str]) -> dict[str, list]:
     return grid
 
 
+LOG_GRID = (0.01, 0.3, 6)
+"""The tuning default (`--tune KEY` with no values): 6 log-spaced values from 0.01 to 0.3,
+a learning-rate grid wide enough for every method here; it extends itself past an edge
+the choice lands on (tune.py)."""
+
+
+def log_grid(lo: float, hi: float, n: int) -> list[float]:
+    """`n` log-spaced values from `lo` to `hi`, rounded to 3 significant digits."""
+    if n == 1:
+        return [float(f"{lo:.3g}")]
+    r = (hi / lo) ** (1.0 / (n - 1))
+    return [float(f"{lo * r ** i:.3g}") for i in range(n)]
+
+
+_LOG_SPEC = re.compile(r"^log:([^:]+):([^:]+):([^:]+)$")
+
+
+def parse_tune_arg(arg: str) -> tuple[str, list]:
+    """`KEY=V1,V2,...` (as --grid), `KEY=log:LO:HI:N` (N log-spaced values), or `KEY` alone
+    (the default log grid, LOG_GRID)."""
+    if "=" not in arg:
+        return _check_key(arg, "--tune"), log_grid(*LOG_GRID)
+    key, _, raw = arg.partition("=")
+    m = _LOG_SPEC.match(raw.strip())
+    if not m:
+        return parse_grid_arg(arg, where="--tune")
+    key = _check_key(key, "--tune")
+    try:
+        lo, hi, n = float(m.group(1)), float(m.group(2)), int(m.group(3))
+    except ValueError:
+        raise ScenarioError("--tune", key, f"expected log:LO:HI:N with numbers, got {_short(raw)}") from None
+    if not (0 < lo < hi and 2 <= n <= 50):
+        raise ScenarioError("--tune", key, f"expected log:LO:HI:N with 0 < LO < HI and 2 <= N <= 50, got {_short(raw)}")
+    values = log_grid(lo, hi, n)
+    if len(set(values)) < n:
+        raise ScenarioError("--tune", key, f"{_short(raw)}: values repeat at 3 significant digits; use fewer points")
+    return key, values
+
+
 def add_tune(grid: dict[str, list], tune_args: list[str], grid_args: list[str] = ()) -> tuple[dict[str, list], list[str]]:
-    """`grid` with the `--tune KEY=V1,V2` keys added last (swept like grid keys; a key of
+    """`grid` with the `--tune` keys (parse_tune_arg) added last (swept like grid keys; a key of
     the file's `# grid:` lines is replaced); returns (grid, tune keys)."""
     cli_keys = {parse_grid_arg(a)[0] for a in grid_args}
     grid = {k: v for k, v in grid.items()}
     tune: list[str] = []
     for a in tune_args:
-        key, values = parse_grid_arg(a, where="--tune")
+        key, values = parse_tune_arg(a)
         if key in tune:
             raise ScenarioError("--tune", key, "given twice (list every value in one --tune)")
         if key in cli_keys:
@@ -237,6 +276,16 @@ def value_slugs(values: list) -> list[str]:
     return slugs
 
 
+def _points(params: dict[str, Any], parts: list[str], seeds: list[int]) -> list[GridPoint]:
+    out = []
+    for s in seeds:
+        name = "__".join(parts + [f"seed={s}"])
+        if len(name) > 200:
+            name = f"{name[:180]}-{_digest(name, 12)}"
+        out.append(GridPoint(params, s, name, [f"{k}={dump_value(v)}" for k, v in params.items()]))
+    return out
+
+
 def expand_grid(grid: dict[str, list], seeds: list[int]) -> list[GridPoint]:
     """Every combination of the grid's values (first key outermost), each with every seed."""
     keys = list(grid)
@@ -247,13 +296,21 @@ def expand_grid(grid: dict[str, list], seeds: list[int]) -> list[GridPoint]:
     points = []
     for combo in itertools.product(*(range(len(grid[k])) for k in keys)):
         params = {k: copy.deepcopy(grid[k][i]) for k, i in zip(keys, combo)}
-        parts = [f"{_slug(k)}={slugs[k][i]}" for k, i in zip(keys, combo)]
-        for s in seeds:
-            name = "__".join(parts + [f"seed={s}"])
-            if len(name) > 200:
-                name = f"{name[:180]}-{_digest(name, 12)}"
-            points.append(GridPoint(params, s, name, [f"{k}={dump_value(v)}" for k, v in params.items()]))
+        points += _points(params, [f"{_slug(k)}={slugs[k][i]}" for k, i in zip(keys, combo)], seeds)
     return points
+
+
+def extra_points(grid: dict[str, list], params: dict[str, Any], seeds: list[int]) -> list[GridPoint]:
+    """The runs of one point outside the grid's product (a tune value added past an edge):
+    named like grid points, a value not in the grid named as if it were appended to it."""
+    keys = list(grid)
+    parts = []
+    for k in keys:
+        texts = [dump_value(v) for v in grid[k]]
+        t = dump_value(params[k])
+        slugs = value_slugs(grid[k]) if t in texts else value_slugs(grid[k] + [params[k]])
+        parts.append(f"{_slug(k)}={slugs[texts.index(t) if t in texts else -1]}")
+    return _points({k: copy.deepcopy(params[k]) for k in keys}, parts, seeds)
 
 
 def is_numeric(values: list) -> bool:

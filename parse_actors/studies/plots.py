@@ -311,3 +311,48 @@ def conflict_lines(configs: dict[str, list[RunData]], path: Path, title: str, dp
     ax.grid(alpha=0.3)
     _legend(ax, n, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _save(fig, path)
+
+
+def curves_with_bands(panels: dict[str, dict[str, list[list[tuple[int, float, float | None]]]]], path: Path,
+                      title: str, xlabel: str, ylabel: str, dpi: int) -> None:
+    """One panel per agent group, one line per setting: at each evaluation (round), the mean
+    over seeds of y against the mean over seeds of x, with a band of the 95% confidence
+    interval of y over seeds (Student t; no band where one seed has the round).
+    `panels`: panel -> setting -> one [(round, x, y)] per seed."""
+    names = list(dict.fromkeys(n for p in panels.values() for n in p))
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    ncol, leg_h = _legend_layout(names)
+    fig, axes = _fig(w=5.0 * ncols, h=3.1 * nrows + 0.5 + leg_h, dpi=dpi, ncols=ncols, nrows=nrows, sharey=True)
+    styles = dict(zip(names, _line_styles(len(names))))
+    for idx, (panel, lines) in enumerate(panels.items()):
+        ax = axes[idx // ncols][idx % ncols]
+        for name, seeds in lines.items():
+            by_round: dict[int, list[tuple[float, float]]] = defaultdict(list)
+            for curve in seeds:
+                for k, x, y in curve:
+                    if y is not None and math.isfinite(y):
+                        by_round[k].append((x, y))
+            ks = sorted(by_round)
+            if not ks:
+                continue
+            xs = [sum(p[0] for p in by_round[k]) / len(by_round[k]) for k in ks]
+            stats = [mean_ci([p[1] for p in by_round[k]]) for k in ks]
+            ys = [s[0] for s in stats]
+            c, ls = styles[name]
+            ax.plot(xs, ys, color=c, ls=ls, lw=1.2, label=name)
+            lo = [max(0.0, m - (h or 0.0)) for m, h, _ in stats]  # an accuracy band stays in [0, 1]
+            hi = [min(1.0, m + (h or 0.0)) for m, h, _ in stats]
+            ax.fill_between(xs, lo, hi, color=c, alpha=0.15, lw=0)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(xlabel)
+        if idx % ncols == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for idx in range(len(panels), nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    bottom = _fig_legend(fig, handles, labels, ncol, leg_h) if labels else 0.0
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    _save_no_layout(fig, path)

@@ -87,7 +87,7 @@ TABLES: dict[str, dict[str, tuple[Cell, bool]]] = {
     "metrics.csv": {"round": (_nonneg_int, False), "t": (_finite, False), "agent": (_nonneg_int, False),
                     "group": (_text, False), "acc": (_number, True), "loss": (_number, True),
                     "acc_local": (_number, True), "acc_val": (_number, True), "loss_local": (_number, True),
-                    "loss_val": (_number, True), "online": (_number, True), "train_loss": (_number, True),
+                    "loss_val": (_number, True), "acc_gval": (_number, True), "loss_gval": (_number, True), "online": (_number, True), "train_loss": (_number, True),
                     "updates": (_number, True)},
     "comm.csv": {"src": (_nonneg_int, False), "dst": (_nonneg_int, False), "kind": (_text, False),
                  "messages": (_nonneg_int, False), "bytes_sent": (_nonneg_int, False),
@@ -178,6 +178,30 @@ def read_table(path: Path) -> list[dict]:
     return rows
 
 
+def read_message_bytes(path: Path) -> list[tuple[float, int]] | None:
+    """(send time, bytes) of every `message` event of an events.jsonl, in file order; None
+    when the file is not there or holds no message event (`output.log_messages: false`)."""
+    if not os.path.lexists(path):
+        return None
+    out = []
+    for n, line in enumerate(_open_text(path).splitlines(), 1):
+        if '"message"' not in line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError as e:
+            raise ReportError(f"{path}: line {n}: not valid JSON ({e})") from None
+        if not isinstance(ev, dict) or ev.get("event") != "message":
+            continue
+        t, b = ev.get("t_send"), ev.get("bytes")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) \
+                or isinstance(b, bool) or not isinstance(b, int) or b < 0:
+            raise ReportError(f"{path}: line {n}: a message event needs t_send (a number) and bytes (an integer "
+                              ">= 0)")
+        out.append((float(t), b))
+    return out or None
+
+
 # ----------------------------------------------------------------- JSON documents
 
 NUM, INT, STR, BOOL, ANY = "a number", "an integer", "a string", "true or false", "any value"
@@ -206,6 +230,7 @@ _ACC = Opt({"mean": Opt(NUM), "by_group": Opt(Each(Opt(NUM)))})
 SUMMARY = {
     "name": STR, "seed": INT, "method": STR, "rounds": INT, "complete": BOOL, "virtual_time_s": NUM,
     "wall_time_s": NUM, "agents": INT, "groups": Each(INT), "final_acc": _ACC, "final_acc_val": _ACC,
+    "final_acc_gval": _ACC,
     "final_acc_local": _ACC, "bytes_by_kind": Each(NUM), "bytes_total": NUM, "messages": Each(INT),
     "protocol": STR,
     "gradient_conflict": Opt(Each({"mean_cosine": NUM, "mean_frac_negative": NUM, "rounds": INT})),
@@ -216,6 +241,8 @@ SWEEP = {
     "name": STR, "scenario": STR, "grid": Each(ListOf(ANY)), "grid_text": Each(ListOf(STR)), "tune": ListOf(STR),
     "seeds": ListOf(INT), "overrides": ListOf(STR),
     "runs": ListOf({"dir": STR, "params": Opt(Each(ANY)), "seed": INT, "derived": Opt(Each(Opt(NUM)))}),
+    "extensions": ListOf({"setting": Each(ANY), "key": STR, "edge": STR, "from": ANY, "values": Each(ANY)}),
+    "reference": STR,
 }
 """What a report reads of sweep.json."""
 
@@ -286,7 +313,11 @@ def read_json(path: Path, spec) -> dict:
 
 def check_sweep_manifest(doc: dict, path: Path) -> None:
     """What the schema cannot say: run folders inside the sweep, parameters from the grid."""
-    grid = doc.get("grid") or {}
+    grid = {k: list(v) for k, v in (doc.get("grid") or {}).items()}
+    for e in doc.get("extensions") or []:  # tune values added past a grid edge (tune.py) are values too
+        for k, v in (e.get("values") or {}).items():
+            if k in grid:
+                grid[k].append(v)
     for i, entry in enumerate(doc.get("runs") or []):
         d = PurePosixPath(entry["dir"]) if "dir" in entry else None
         if d is None:

@@ -7,7 +7,9 @@ Layout of a sweep directory::
                           group; test, validation, own split), bytes per slice kind,
                           virtual and wall time, complete
     <out>/tuned.csv       with --tune: per setting, the tune values chosen on validation
-                          accuracy and the test accuracy there (parse_actors.studies.tune)
+                          accuracy (the global validation set: data.global_val_size, 300
+                          samples unless the scenario says) and the test accuracy there, the
+                          edge extension when the choice sat at an edge (parse_actors.studies.tune)
     <out>/<key=value__...__seed=S>/   an ordinary run directory per grid point and seed
 
     <out>/progress.json   while it runs: cells done / running (where) / failed (progress.py)
@@ -38,8 +40,18 @@ from parse_actors.errors import ScenarioError
 from parse_actors.metrics import dirguard
 from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
+from parse_actors.data.config import DEFAULT_GLOBAL_VAL
 from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
-from parse_actors.studies.grid import GridPoint, add_tune, dump_value, expand_grid, file_grid, is_numeric, merge_grids
+from parse_actors.studies.grid import (
+    GridPoint,
+    add_tune,
+    dump_value,
+    expand_grid,
+    extra_points,
+    file_grid,
+    is_numeric,
+    merge_grids,
+)
 from parse_actors.studies.pool import DriverSignals, run_pool
 from parse_actors.studies.progress import SweepProgress
 
@@ -73,6 +85,9 @@ class Sweep:
     backend: str
     runs: list[PlannedRun]
     tune: list[str] = field(default_factory=list)
+    extensions: list[dict] = field(default_factory=list)  # tune values added past a grid edge (tune.py)
+    reference: str | None = None  # the method paired differences are taken against (`--reference`)
+    extend: bool = True  # add a tune value past an edge the choice lands on
 
     @property
     def pending(self) -> list[PlannedRun]:
@@ -86,15 +101,45 @@ class Sweep:
 
 def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, overrides: list[str] | None = None,
                out: str | Path | None = None, backend: str = "inline", force: bool = False,
-               tune_args: list[str] | None = None) -> Sweep:
+               tune_args: list[str] | None = None, reference: str | None = None, extend: bool = True) -> Sweep:
     """Validate every grid point and decide, per run, whether it is done, new, resumable.
-    `tune_args` (`--tune KEY=V1,V2`) are swept like grid keys and chosen per setting on
-    validation accuracy when the results are read (parse_actors.studies.tune)."""
+    `tune_args` (`--tune KEY=V1,V2`, `KEY=log:LO:HI:N`, `KEY`) are swept like grid keys and
+    chosen per setting on validation accuracy when the results are read
+    (parse_actors.studies.tune); a sweep with them gets a global validation set
+    (`data.global_val_size=300`, added to the overrides) unless the scenario, an override
+    or the grid sets one. `reference`: the method reports pair every other one with."""
     path = Path(scenario_file)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError("--seeds", "", f"expected a positive number of seeds, got {seeds!r}")
     grid, tune = add_tune(merge_grids(file_grid(path), grid_args), list(tune_args or []), grid_args)
-    return _plan(path, grid, tune, seeds, list(overrides or []), out, backend, force)
+    overrides = list(overrides or [])
+    if tune and not _sets_global_val(path, overrides, grid):
+        overrides.append(f"data.global_val_size={DEFAULT_GLOBAL_VAL}")
+    _check_reference(reference, grid)
+    sweep = _plan(path, grid, tune, seeds, overrides, out, backend, force)
+    sweep.reference, sweep.extend = reference, extend
+    return sweep
+
+
+def _sets_global_val(path: Path, overrides: list[str], grid: dict[str, list]) -> bool:
+    """Whether the scenario file, an override or a grid key says data.global_val_size."""
+    from parse_actors.scenario import apply_override, load_document
+
+    doc = load_document(path)
+    for o in overrides:
+        apply_override(doc, o)
+    return "global_val_size" in (doc.get("data") or {}) or any(
+        k == "data.global_val_size" or "data.global_val_size".startswith(k + ".") for k in grid)
+
+
+def _check_reference(reference: str | None, grid: dict[str, list]) -> None:
+    if reference is None:
+        return
+    methods = [dump_value(v) for v in grid.get("method", [])]
+    if len(methods) < 2:
+        raise ScenarioError("--reference", "", "needs a grid over method (e.g. --grid method=parse,local)")
+    if reference not in methods:
+        raise ScenarioError("--reference", "", f"{reference!r} is not one of the grid's methods: {', '.join(methods)}")
 
 
 def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
@@ -110,6 +155,8 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
             raise ValueError("not written by parse-sim sweep")
         grid = {k: [parse_yaml(t, "value") for t in texts] for k, texts in manifest["grid_text"].items()}
         seeds, tune = [int(x) for x in manifest["seeds"]], list(manifest.get("tune") or [])
+        extensions = list(manifest.get("extensions") or [])
+        reference, extend = manifest.get("reference"), bool(manifest.get("extend", True))
         overrides, stored = list(manifest.get("overrides") or []), str(manifest["scenario"])
         names = [r["dir"] for r in manifest["runs"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ScenarioError) as e:
@@ -119,7 +166,9 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
         path = Path(manifest["scenario_path"])
     if not path.is_file():
         raise SweepError(f"{out}: cannot resume: its scenario file {stored} is not there (from here)")
-    sweep = _plan(path, grid, tune, seeds, overrides, out, backend or manifest.get("backend") or "inline", False)
+    sweep = _plan(path, grid, tune, seeds, overrides, out, backend or manifest.get("backend") or "inline", False,
+                  extensions)
+    sweep.reference, sweep.extend = reference, extend
     if [r.point.name for r in sweep.runs] != names:
         raise SweepError(f"{out}: cannot resume: {path} now gives other cells than {SWEEP_JSON} lists "
                          "(the file changed since the sweep began); run the sweep again into another --out")
@@ -127,7 +176,7 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
 
 
 def _plan(path: Path, grid: dict[str, list], tune: list[str], seeds: int | list[int], overrides: list[str],
-          out: str | Path | None, backend: str, force: bool) -> Sweep:
+          out: str | Path | None, backend: str, force: bool, extensions: list[dict] | None = None) -> Sweep:
     from parse_actors.scenario import apply_override, build_scenario, load_document
 
     doc = load_document(path)
@@ -136,27 +185,33 @@ def _plan(path: Path, grid: dict[str, list], tune: list[str], seeds: int | list[
     base = build_scenario(doc, str(path), base_dir=path.parent, check=False)
     seed_list = list(seeds) if isinstance(seeds, list) else [base.seed + i for i in range(seeds)]
     points = expand_grid(grid, seed_list)
+    for e in extensions or []:
+        points += extra_points(grid, {**e["setting"], **e["values"]}, seed_list)
     out = Path(out) if out is not None else Path("runs") / f"{base.name}-sweep"
     _check_out(out)
+    runs = [_planned(doc, path, p, out, backend, force) for p in points]
+    return Sweep(path, base.name, out, grid, seed_list, overrides, backend, runs, tune, list(extensions or []))
 
-    runs = []
-    for p in points:
-        d = copy.deepcopy(doc)
-        for o in p.overrides:
-            try:
-                apply_override(d, o)
-            except ScenarioError as e:
-                raise ScenarioError("--grid", e.path, e.message) from None
-        d["seed"] = p.seed
+
+def _planned(doc: dict, path: Path, p: GridPoint, out: Path, backend: str, force: bool) -> PlannedRun:
+    """One cell: its scenario (the document with the point's overrides and seed), checked."""
+    from parse_actors.scenario import apply_override, build_scenario
+
+    d = copy.deepcopy(doc)
+    for o in p.overrides:
         try:
-            sc = build_scenario(d, str(path), base_dir=path.parent)
+            apply_override(d, o)
         except ScenarioError as e:
-            where = f" (grid point {p.label})" if p.params else ""
-            raise ScenarioError(e.file, e.path, e.message + where) from None
-        sc.engine.backend = backend
-        rdir = out / p.name
-        runs.append(PlannedRun(p, sc, rdir, _state(rdir, sc, force), derived_of(sc)))
-    return Sweep(path, base.name, out, grid, seed_list, overrides, backend, runs, tune)
+            raise ScenarioError("--grid", e.path, e.message) from None
+    d["seed"] = p.seed
+    try:
+        sc = build_scenario(d, str(path), base_dir=path.parent)
+    except ScenarioError as e:
+        where = f" (grid point {p.label})" if p.params else ""
+        raise ScenarioError(e.file, e.path, e.message + where) from None
+    sc.engine.backend = backend
+    rdir = out / p.name
+    return PlannedRun(p, sc, rdir, _state(rdir, sc, force), derived_of(sc))
 
 
 def _check_out(out: Path) -> None:
@@ -253,22 +308,70 @@ class SweepResult:
 
 def run_sweep(sweep: Sweep, parallel: int | None = None, echo: Callable[[str], None] = print,
               worker_verbosity: int = -1, cluster: ClusterOptions | None = None, verbose: bool = False,
-              status: bool = True) -> SweepResult:
+              status: bool = True, cell_runner: Callable | None = None) -> SweepResult:
     """Run the pending cells of `sweep` in the local pool, or on Ray with `cluster`;
     sweep.json first, sweep.csv after every cell. `verbose`: a line per finished cell;
-    `status`: the status line (progress.py)."""
+    `status`: the status line (progress.py). With --tune, a choice at a grid edge then adds
+    one value past it for that setting and runs it (`extend_tuning`). `cell_runner`
+    replaces the local pool (pool.run_pool's signature; tests)."""
     if cluster is None or not sweep.pending:
-        return _locked(sweep, None, parallel, echo, worker_verbosity, None, verbose, status)
+        return _locked(sweep, None, parallel, echo, worker_verbosity, None, verbose, status, cell_runner)
     from parse_actors.studies.cluster import connect
 
     with connect(cluster) as ray:  # reached and able to hold a cell, before anything is written
-        return _locked(sweep, ray, parallel, echo, worker_verbosity, cluster, verbose, status)
+        return _locked(sweep, ray, parallel, echo, worker_verbosity, cluster, verbose, status, cell_runner)
 
 
-def _locked(sweep: Sweep, ray, *args) -> SweepResult:
+def _locked(sweep: Sweep, ray, parallel, echo, *args) -> SweepResult:
     sweep.out.mkdir(parents=True, exist_ok=True)
     with _lock(sweep.out):
-        return _run_sweep(sweep, ray, *args)
+        res = _run_sweep(sweep, ray, parallel, echo, *args)
+        if res.interrupted is None and sweep.tune and sweep.extend:
+            added = extend_tuning(sweep)
+            if added:
+                for r in sweep.runs:  # what just ran is done: only the new cells run now
+                    if r.state != "done" and _complete(r.dir):
+                        r.state = "done"
+                echo(f"tuning: {len(added)} choice(s) at a grid edge; adding "
+                     + "; ".join(f"{_ext_text(e)}" for e in added))
+                more = _run_sweep(sweep, ray, parallel, echo, *args)
+                res = SweepResult(res.ran + more.ran, res.skipped, res.failed + more.failed, more.interrupted)
+        return res
+
+
+def _ext_text(e: dict) -> str:
+    setting = ", ".join(f"{k}={dump_value(v)}" for k, v in e["setting"].items())
+    return f"{setting or 'all runs'}: {e['key']}={dump_value(e['values'][e['key']])} ({e['edge']} edge {dump_value(e['from'])})"
+
+
+def _done_runs(sweep: Sweep) -> list:
+    runs = []
+    for r in sweep.runs:
+        s = read_summary(r.dir)
+        if s and s.get("complete"):
+            runs.append(_Done(r.point.params, r.point.seed, s))
+    return runs
+
+
+def extend_tuning(sweep: Sweep) -> list[dict]:
+    """Add to `sweep` (its runs and sweep.json) one tune value past the edge each setting's
+    choice sits at (tune.edge_extensions); returns the extensions added."""
+    from parse_actors.studies.tune import choose, edge_extensions
+
+    choices = choose(_done_runs(sweep), sweep.grid, sweep.tune, sweep.extensions)
+    new = edge_extensions(choices, sweep.grid, sweep.tune)
+    if not new:
+        return []
+    from parse_actors.scenario import apply_override, load_document
+
+    doc = load_document(sweep.scenario_file)
+    for o in sweep.overrides:
+        apply_override(doc, o)
+    for e in new:
+        for p in extra_points(sweep.grid, {**e["setting"], **e["values"]}, sweep.seeds):
+            sweep.runs.append(_planned(doc, sweep.scenario_file, p, sweep.out, sweep.backend, False))
+    sweep.extensions += new
+    return new
 
 
 class _lock:
@@ -352,7 +455,7 @@ class _Tracker:
 
 
 def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int,
-               cluster: ClusterOptions | None, verbose: bool, status: bool) -> SweepResult:
+               cluster: ClusterOptions | None, verbose: bool, status: bool, cell_runner: Callable | None) -> SweepResult:
     from parse_actors.studies import cell
 
     write_manifest(sweep)
@@ -382,7 +485,7 @@ def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], No
             if sweep.backend == "ray" and k > 1:
                 echo("--backend ray: runs go one at a time (each starts its own Ray instance)")
                 k = 1
-            stopped = run_pool(sweep, pending, k, tracker, worker_verbosity, sigs)
+            stopped = (cell_runner or run_pool)(sweep, pending, k, tracker, worker_verbosity, sigs)
     finally:
         sigs.restore()
     if stopped is not None and res.interrupted is None:
@@ -407,6 +510,9 @@ def write_manifest(sweep: Sweep) -> None:
         "grid_text": {k: [dump_value(v) for v in vs] for k, vs in sweep.grid.items()},
         "numeric_keys": [k for k, vs in sweep.grid.items() if is_numeric(vs)],
         "tune": sweep.tune,
+        **({"extensions": sweep.extensions} if sweep.extensions else {}),
+        **({"reference": sweep.reference} if sweep.reference else {}),
+        **({} if sweep.extend else {"extend": False}),
         "seeds": sweep.seeds,
         "overrides": sweep.overrides,
         "backend": sweep.backend,
@@ -451,9 +557,10 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
                 kinds.append(k)
         rows.append((r, s))
     kinds = [k for k in KINDS if k in kinds] + sorted(k for k in kinds if k not in KINDS)
+    gval = ["acc_gval_mean"] if any("final_acc_gval" in s for _, s in rows) else []  # (only then: tables stay)
     keys = list(sweep.grid)
     header = (["run"] + keys + ["seed", "complete", "acc_mean"] + [f"acc_{g}" for g in groups]
-              + ["acc_val_mean"] + [f"acc_val_{g}" for g in groups] + ["acc_local_mean"]
+              + ["acc_val_mean"] + [f"acc_val_{g}" for g in groups] + gval + ["acc_local_mean"]
               + ["bytes_total"] + [f"bytes_{k}" for k in kinds]
               + ["messages_sent", "messages_dropped", "rounds", "virtual_time_s", "wall_time_s",
                  "offline_frac", "online_measured", "straggler_frac", "error"])
@@ -468,6 +575,7 @@ def table_rows(sweep: Sweep, errors: dict[str, str] | None = None) -> tuple[list
                "complete": bool(s.get("complete")), "acc_mean": fa.get("mean"),
                **{f"acc_{g}": by_group.get(g) for g in groups},
                "acc_val_mean": fv.get("mean"), **{f"acc_val_{g}": (fv.get("by_group") or {}).get(g) for g in groups},
+               "acc_gval_mean": (s.get("final_acc_gval") or {}).get("mean"),
                "acc_local_mean": (s.get("final_acc_local") or {}).get("mean"),
                "bytes_total": s.get("bytes_total"), **{f"bytes_{k}": bk.get(k, 0 if s else None) for k in kinds},
                "messages_sent": msgs.get("sent"), "messages_dropped": msgs.get("dropped"),
@@ -497,12 +605,16 @@ class _Done:
     summary: dict
 
 
-def tuned_rows(grid: dict[str, list], tune: list[str], runs: list) -> tuple[list[str], list[list]]:
+def tuned_rows(grid: dict[str, list], tune: list[str], runs: list,
+               extensions: list[dict] | None = None) -> tuple[list[str], list[list]]:
     """tuned.csv: one row per setting of the other grid keys: the tune values chosen on
-    validation accuracy, that score, and test accuracy there (mean and 95% CI over seeds)."""
+    validation accuracy (`select_on`: gval, the global validation set, or val, the agents'
+    splits), that score, the agents' own validation accuracy, test accuracy there (mean and
+    95% CI over seeds), the edge extension (`extended`: `KEY: lower|upper FROM -> TO`) and
+    whether the choice still sits at an edge (`at_edge`: `KEY: lower|upper`)."""
     from parse_actors.studies.tune import choose
 
-    choices = choose(runs, grid, tune)
+    choices = choose(runs, grid, tune, extensions)
     groups: list[str] = []
     for c in choices:
         for r in c.runs:
@@ -511,7 +623,8 @@ def tuned_rows(grid: dict[str, list], tune: list[str], runs: list) -> tuple[list
                     groups.append(g)
     other = [k for k in grid if k not in tune]
     header = (other + [f"chosen.{k}" for k in tune] + ["val_acc_mean", "seeds", "acc_mean", "acc_ci95"]
-              + [x for g in groups for x in (f"acc_{g}", f"acc_{g}_ci95")] + ["candidates_val"])
+              + [x for g in groups for x in (f"acc_{g}", f"acc_{g}_ci95")]
+              + ["select_on", "agent_val_acc_mean", "extended", "at_edge", "candidates_val"])
     rows = []
     for c in choices:
         ch = c.chosen
@@ -520,19 +633,18 @@ def tuned_rows(grid: dict[str, list], tune: list[str], runs: list) -> tuple[list
         per_g = [mean_ci([(f.get("by_group") or {}).get(g) for f in fin]) for g in groups]
         cands = "; ".join(", ".join(f"{k}={dump_value(v)}" for k, v in x.values.items())
                           + f": {'n/a' if x.val is None else round(x.val, 6)} ({x.n})" for x in c.candidates)
+        ext = "; ".join(f"{e['key']}: {e['edge']} {dump_value(e['from'])} -> {dump_value(e['values'][e['key']])}"
+                        for e in c.extensions)
+        edge = "; ".join(f"{k}: {c.at_edge(k)}" for k in tune if c.at_edge(k))
         rows.append([c.setting[k] for k in other] + [ch.values[k] if ch else None for k in tune]
                     + [ch.val if ch else None, ch.n if ch else 0, m, h]
-                    + [x for mg, hg, _ in per_g for x in (mg, hg)] + [cands])
+                    + [x for mg, hg, _ in per_g for x in (mg, hg)]
+                    + [c.on, ch.agent_val if ch else None, ext, edge, cands])
     return header, rows
 
 
 def write_tuned(sweep: Sweep) -> Path:
-    runs = []
-    for r in sweep.runs:
-        s = read_summary(r.dir)
-        if s and s.get("complete"):
-            runs.append(_Done(r.point.params, r.point.seed, s))
-    header, rows = tuned_rows(sweep.grid, sweep.tune, runs)
+    header, rows = tuned_rows(sweep.grid, sweep.tune, _done_runs(sweep), sweep.extensions)
     path = sweep.out / TUNED_CSV
     atomic.write_csv(path, header, ([_cell(c) for c in row] for row in rows))
     return path

@@ -1,0 +1,202 @@
+"""The comparison-protocol part of a sweep's report (docs/studies.md): paired
+differences against a reference method, convergence by the plateau rule, and
+accuracy-vs-rounds / accuracy-vs-bytes curves with bands over seeds.
+
+It appears when the sweep's runs have a global validation set (the protocol's
+sweeps: `sweep --tune` gives them one) or a reference method is named; reports of
+other sweeps stay as they were.
+"""
+
+from __future__ import annotations
+
+
+from parse_actors.studies import plots
+from parse_actors.studies.compare import (
+    PLATEAU_MIN_ROUNDS,
+    PLATEAU_MIN_WINDOW,
+    PLATEAU_TOL,
+    PLATEAU_WINDOW,
+    fmt_paired,
+    paired,
+    plateau_round,
+)
+from parse_actors.studies.data import ReportError, RunData, SweepData, fmt_ci
+from parse_actors.studies.grid import dump_value
+from parse_actors.studies.report_md import SweepView, fig_link, md_table
+from parse_actors.studies.report_tuned import setting_label, tuned_choices
+
+Unit = tuple[dict, str, list[RunData]]  # (setting, label, its runs: at the tuned values with --tune)
+
+
+def has_protocol(sd: SweepData, reference: str | None) -> bool:
+    return bool(reference) or any("final_acc_gval" in r.summary for r in sd.runs)
+
+
+def check_reference(sd: SweepData, reference: str | None) -> str | None:
+    """The reference method to pair with (`--reference`, else the sweep's), checked."""
+    ref = reference or sd.reference
+    if ref is None:
+        return None
+    methods = [dump_value(v) for v in sd.grid.get("method", [])]
+    if len(methods) < 2:
+        raise ReportError("--reference: the sweep does not vary method (no grid over method)")
+    if ref not in methods:
+        raise ReportError(f"--reference: {ref!r} is not one of the sweep's methods: {', '.join(methods)}")
+    return ref
+
+
+def units(sd: SweepData) -> list[Unit]:
+    """Every setting (the non-tune keys' values) with the runs that stand for it."""
+    if sd.tune_keys:
+        return [(c.setting, setting_label(sd, c.setting), c.runs) for c in tuned_choices(sd) if c.runs]
+    out = []
+    for label, runs in sd.configs().items():
+        out.append(({k: runs[0].params.get(k) for k in sd.varied}, label, runs))
+    return out
+
+
+def val_column(runs: list[RunData]) -> str | None:
+    """The validation score the plateau rule watches: the global set, else the agents' splits."""
+    for col in ("acc_gval", "acc_val"):
+        if any(r.get(col) is not None for run in runs for r in run.metrics):
+            return col
+    return None
+
+
+def sections(v: SweepView, reference: str | None) -> list[str]:
+    sd = v.sd
+    us = units(sd)
+    lines = _protocol_note(sd, us, reference)
+    if reference is not None:
+        lines += _paired_section(v, us, reference)
+    lines += _convergence_section(us)
+    lines += _curves(v, us)
+    return lines
+
+
+def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list[str]:
+    sizes = {((r.summary.get("dataset") or {}).get("sizes") or {}).get("global_val") for r in sd.runs}
+    sizes.discard(None)
+    gv = (f"a global validation set of {', '.join(str(s) for s in sorted(sizes))} samples (balanced by class, "
+          "drawn from the pool, disjoint from the test set and from every agent's data)" if sizes
+          else "no global validation set (the agents' own validation splits)")
+    return ["## Comparison protocol", "",
+            f"Every method ran on the same seeds {sd.manifest.get('seeds')}; a seed fixes the data partition, the "
+            "modality assignment, the held-out sets and the network timeline (churn, stragglers, topology) whatever "
+            f"the method, so runs are paired by seed. Tuning chose on {gv}. "
+            + (f"Differences are paired against `{reference}`. " if reference else "")
+            + f"Convergence: a run counts as converged at the first evaluation where, after at least "
+            f"{PLATEAU_MIN_ROUNDS} evaluations, its validation accuracy spanned less than {100 * PLATEAU_TOL:g} "
+            f"point over the last {100 * PLATEAU_WINDOW:g}% of its evaluations, at least {PLATEAU_MIN_WINDOW} "
+            "(plateau rule, studies/compare.py); "
+            "the budget is the scenario's `protocol.rounds`, the same for every method.", ""]
+
+
+def _by_seed(runs: list[RunData], group: str | None = None) -> dict[int, float | None]:
+    return {r.seed: r.final(group) for r in runs}
+
+
+def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
+    groups = v.groups
+    ref_of: dict[tuple, list[RunData]] = {}
+    for setting, _, runs in us:
+        if dump_value(setting.get("method")) == reference:
+            ref_of[_rest(setting)] = runs
+    header = (["setting", "paired seeds", "Δ all agents (95% CI)"] + [f"Δ {g} (95% CI)" for g in groups]
+              + ["SD of Δ", "resolved", "seeds for 80% power"])
+    rows = []
+    for setting, label, runs in us:
+        ref = ref_of.get(_rest(setting))
+        if dump_value(setting.get("method")) == reference or ref is None:
+            continue
+        p = paired(_by_seed(ref), _by_seed(runs))
+        per_g = [paired(_by_seed(ref, g), _by_seed(runs, g)) for g in groups]
+        need = p.seeds_needed()
+        rows.append([label, p.n, fmt_paired(p)] + [fmt_paired(x) for x in per_g]
+                    + ["n/a" if p.sd is None else f"{p.sd:.3f}",
+                       "yes" if p.resolved else ("no" if p.half is not None else "n/a"),
+                       "n/a" if need is None else (f"{need} (have {p.n})")])
+    lines = [f"## Paired differences vs {reference}", "",
+             f"Δ = a setting's final test accuracy minus `{reference}`'s with the same other keys, seed by seed; "
+             "mean ± half-width of the 95% t-interval of the per-seed differences (n-1 degrees of freedom). "
+             "Resolved: the interval excludes 0. Seeds for 80% power: the fewest paired seeds that detect a true "
+             "difference of the observed size at alpha 0.05 given the observed SD of Δ "
+             "(sqrt(n) |Δ| / SD >= t(0.975, n-1) + z(0.8)).", ""]
+    if not rows:
+        return lines + [f"No setting pairs with `{reference}` (no run of it, or no other method).", ""]
+    return lines + md_table(header, rows)
+
+
+def _rest(setting: dict) -> tuple:
+    return tuple((k, dump_value(v)) for k, v in setting.items() if k != "method")
+
+
+def _convergence_section(us: list[Unit]) -> list[str]:
+    col = val_column([r for _, _, runs in us for r in runs])
+    lines = ["## Convergence", ""]
+    if col is None:
+        return lines + ["No validation scores in these runs: the plateau rule cannot be applied.", ""]
+    rows = []
+    for _, label, runs in us:
+        stops, at_stop = [], []
+        for r in runs:
+            curve = [a for _, a in r.score_curve(col)]
+            k = plateau_round(curve)
+            if k is not None:
+                stops.append(k + 1)
+                test = dict((kk, a) for kk, _, a in r.curve())
+                rounds = sorted({m["round"] for m in r.metrics})
+                at_stop.append(test.get(rounds[k]) if k < len(rounds) else None)
+        evals = [len({m["round"] for m in r.metrics}) for r in runs]
+        rows.append([label, f"{len(stops)}/{len(runs)}",
+                     f"{sum(stops) / len(stops):.1f}" if stops else "not reached",
+                     f"{min(evals)}" if len(set(evals)) == 1 else f"{min(evals)}..{max(evals)}",
+                     fmt_ci(at_stop) if stops else "n/a", fmt_ci([r.final() for r in runs])])
+    which = "global validation set" if col == "acc_gval" else "agents' validation splits"
+    lines += [f"Plateau rule on the {which} (all agents' mean). A setting with seeds that did not reach a plateau "
+              "ran out of budget: its final numbers are not converged ones, and a longer budget may change them.",
+              ""]
+    return lines + md_table(["setting", "seeds converged", "mean stop (evaluation)", "evaluations run",
+                             "test acc at stop (95% CI)", "test acc at end (95% CI)"], rows)
+
+
+def _curves(v: SweepView, us: list[Unit]) -> list[str]:
+    panels = ["all agents"] + v.groups
+    by_round: dict[str, dict[str, list]] = {p: {} for p in panels}
+    by_bytes: dict[str, dict[str, list]] = {p: {} for p in panels}
+    no_bytes = []
+    for _, label, runs in us:
+        for p in panels:
+            g = None if p == "all agents" else p
+            by_round[p][label] = [[(k, float(k + 1), a) for k, _, a in r.curve(g)] for r in runs]
+        seeds = []
+        for r in runs:
+            bc = r.bytes_curve()
+            if bc is None:
+                no_bytes.append(r.dir.name)
+                continue
+            seeds.append((r, dict(bc)))
+        for p in panels:
+            g = None if p == "all agents" else p
+            by_bytes[p][label] = [[(k, b[k] / 2**20, a) for k, _, a in r.curve(g) if k in b] for r, b in seeds]
+    lines = ["## Accuracy vs rounds and vs bytes", "",
+             "Mean test accuracy over seeds at each evaluation, each setting at its tuned values; the band is the 95% "
+             "confidence interval over seeds. Bytes: everything the run sent up to the evaluation (events.jsonl's "
+             "messages, every slice kind and the control messages), mean over seeds.", ""]
+    _plot(v, by_round, "accuracy_vs_rounds.png", "evaluation (round)", "accuracy vs rounds")
+    fig_link(lines, "accuracy_vs_rounds.png", "accuracy vs rounds per setting, bands over seeds")
+    if any(seeds for p in by_bytes.values() for seeds in p.values()):
+        _plot(v, by_bytes, "accuracy_vs_bytes.png", "MiB sent (all agents)", "accuracy vs bytes sent")
+        fig_link(lines, "accuracy_vs_bytes.png", "accuracy vs bytes sent per setting, bands over seeds")
+    if no_bytes:
+        lines += [f"No message events (output.log_messages off) in {len(no_bytes)} run(s): left out of the "
+                  "bytes curve.", ""]
+    return lines
+
+
+def _plot(v: SweepView, panels: dict, name: str, xlabel: str, what: str) -> None:
+    plots.curves_with_bands(panels, v.figs / name, f"{v.name}: {what} (mean over seeds, band: 95% CI)", xlabel,
+                            "test accuracy", v.dpi)
+
+
+__all__ = ["check_reference", "has_protocol", "sections", "units"]
