@@ -285,7 +285,7 @@ def _cmd_audit(args) -> int:
     res = audit_run(Path(args.run_dir), n_samples=args.samples, states=args.states,
                     max_agents_per_group=args.max_agents, dpi=args.dpi)
     if not args.quiet:
-        print(format_table(res.rows))
+        print(format_table(res.rows, res.criteria))
         print()
     print(f"audit: {res.csv} ({res.seconds:.1f} s; plots: {', '.join(p.name for p in res.plots) or 'none'})")
     return EXIT_OK
