@@ -13,7 +13,6 @@ fission.png.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -107,13 +106,16 @@ def run_fission(study: FissionStudy, parallel: int | None = 1, echo: Callable[[s
 def _audit_current(rdir: Path, samples: int, agents: list[int]) -> bool:
     """An audit in the cell made after its run finished, with these settings."""
     from parse_actors.audit import CSV_NAME, JSON_NAME
+    from parse_actors.studies.readers import ReportError, read_json
 
+    if not (rdir / JSON_NAME).is_file():
+        return False
     try:
-        info = json.loads((rdir / JSON_NAME).read_text(encoding="utf-8"))
+        info = read_json(rdir / JSON_NAME, {})  # a regular file, never read through a link
         summary_t = (rdir / "summary.json").stat().st_mtime_ns
         return ((rdir / CSV_NAME).is_file() and info.get("samples") == samples and "criteria" in info
                 and info.get("agents") == agents and (rdir / JSON_NAME).stat().st_mtime_ns >= summary_t)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ReportError, AttributeError):
         return False
 
 
