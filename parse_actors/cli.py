@@ -133,7 +133,8 @@ def _study_parser(sub) -> None:
         description="Sweep the synthetic presets x {parse, dsgd_full} x seeds on the quickstart agents (resumable "
                     "like sweep: the same command again skips finished cells), audit every PARSE run beside its "
                     "untrained network, and write OUT/fission.md, fission.csv, fission.png.")
-    fi.add_argument("--presets", metavar="P1,P2", help="synthetic presets (default redundancy,uniqueness,synergy,mixed)")
+    fi.add_argument("--presets", metavar="P1,P2",
+                    help="synthetic presets (default redundancy,uniqueness,synergy,mixed)")
     fi.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per cell (default 3)")
     fi.add_argument("--rounds", type=int, default=30, metavar="R", help="rounds per run (default 30)")
     fi.add_argument("--out", help="study directory (default runs/fission-study/)")
