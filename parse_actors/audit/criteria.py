@@ -35,7 +35,6 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import features as feat
 
 OWN_MARGIN = 0.15
 OWN_FRACTION = 0.9

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 
 from parse_actors import atomic
-from parse_actors.studies.data import fmt_ci, load_sweep, mean_ci
+from parse_actors.studies.data import load_sweep, mean_ci
 
 MD_NAME, CSV_NAME, PNG_NAME, JSON_NAME = "fission.md", "fission.csv", "fission.png", "fission.json"
 CONVERGED_POINTS = 0.005
