@@ -179,8 +179,8 @@ def pid_share(records: list[dict], kind: str, component: str) -> dict:
     orc, orc_total, orc_bits = pid_shares(_side(records, ORACLE), kind, component)
     applies = bool(orc and orc_total is not None and orc_total > PID_ORACLE_BITS and orc_bits and tr is not None)
 
-    def ratio(v, of):
-        return None if v is None or not of else v / of
+    def ratio(v, of):  # over an oracle that carries (almost) nothing, a ratio says nothing
+        return None if v is None or not applies or not of or of <= PID_EMPTY_BITS else v / of
 
     out = {"pair": f"{kind}|{kind}", "component": component, "threshold": PID_RATIO, "applies": applies,
            "trained_share": tr, "untrained_share": un, "oracle_share": orc,

@@ -81,3 +81,26 @@ def cell(v):
     if isinstance(v, float):
         return repr(round(v, 6)) if v == v else "nan"
     return "" if v is None else v
+
+
+def read_records(path) -> list[dict]:
+    """The records of a pid_audit.csv, typed as the audit made them (values as written:
+    rounded to 6 digits), so criteria can be recomputed from a run directory without
+    auditing it again. The file is opened as a regular file, never through a link."""
+    import csv
+    import io
+
+    from parse_actors.data import files
+
+    with files.open_regular(path) as (fh, _size):
+        text = fh.read().decode("utf-8")
+    out = []
+    for r in csv.DictReader(io.StringIO(text)):
+        rec = dict(r)
+        for k in ("value", "null", "normalised"):
+            rec[k] = float(rec[k]) if rec[k] not in ("", None) else None
+        rec["own"] = int(rec["own"]) if rec["own"] not in ("", None) else ""
+        a = rec["agent"]
+        rec["agent"] = int(a) if a.isdigit() else a
+        out.append(rec)
+    return out

@@ -79,15 +79,24 @@ def converged(curve: list[tuple[int, float]]) -> bool | None:
 
 
 def run_audit(run) -> dict | None:
+    """The run's fission criteria, recomputed from its pid_audit.csv with today's
+    criteria (parse_actors.audit.criteria), so a change of the criteria needs no new
+    audit; None without a readable audit."""
+    from parse_actors.audit import CSV_NAME as AUDIT_CSV
     from parse_actors.audit import JSON_NAME as AUDIT_JSON
+    from parse_actors.audit import fission_criteria
+    from parse_actors.audit.records import read_records
+    from parse_actors.data import DataError
     from parse_actors.studies.readers import ReportError, read_json
 
-    if not (run.dir / AUDIT_JSON).is_file():
+    if not (run.dir / AUDIT_JSON).is_file() or not (run.dir / AUDIT_CSV).is_file():
         return None
     try:
-        return read_json(run.dir / AUDIT_JSON, {}).get("criteria")
-    except ReportError:
+        info = read_json(run.dir / AUDIT_JSON, {})
+        records = read_records(run.dir / AUDIT_CSV)
+    except (ReportError, DataError, OSError, ValueError, KeyError, UnicodeDecodeError):
         return None
+    return fission_criteria(records, (info.get("ground_truth") or {}).get("mix"))
 
 
 # ----------------------------------------------------------------- per preset
@@ -208,7 +217,8 @@ def markdown(study, rows: list[dict], sd) -> str:
         lines.append(
             f"| {r['preset']} | {_f(r['own_column'], 2)} ({_f(r['own_column_untrained'], 2)}) | "
             f"{r['own_column_pass']} | {_f(r['syn_own_column'], 2)} ({_f(r['syn_own_column_untrained'], 2)}) | "
-            f"{_f(r['fusion_sum'], 2)} ({_f(r['fusion_sum_untrained'], 2)}) ≥ {_f(r['fusion_sum_threshold'], 1)} | "
+            f"{_f(r['fusion_sum'], 2)} ({_f(r['fusion_sum_untrained'], 2)})"
+            + (f" ≥ {r['fusion_sum_threshold']:.1f}" if r["fusion_sum_threshold"] is not None else "") + " | "
             f"{r['fusion_sum_pass']} | {_f(r['pid_syn_share_ratio'], 2)} "
             f"({_f(r['pid_syn_share_ratio_untrained'], 2)}); "
             f"{_f(r['pid_syn_bits_ratio'], 2)} ({_f(r['pid_syn_bits_ratio_untrained'], 2)}) | {r['pid_syn_pass']} | "

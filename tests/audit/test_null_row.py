@@ -149,3 +149,20 @@ def test_slice_drop_rows_are_the_models_own_drops():
         for rec in recs:
             kind = None if rec["column"] == "acc" else rec["column"].rsplit("_", 1)[1]
             assert rec["value"] == a.evaluate(ModalData(x, y), drop_kind=kind)[0]
+
+
+def test_criteria_recomputed_from_the_csv_match_the_audits(untrained_audit):
+    from parse_actors.audit.records import read_records
+
+    res = untrained_audit
+    again = fission_criteria(read_records(res.csv), res.info["ground_truth"]["mix"])
+    assert set(again) == set(res.criteria)
+    for name, c in res.criteria.items():
+        if name == "slice_drop":
+            assert {g: pytest.approx(cols, abs=1e-6) for g, cols in c.items()} == again[name]
+            continue
+        for k, v in c.items():
+            if isinstance(v, float):
+                assert again[name][k] == pytest.approx(v, abs=1e-5), (name, k)
+            else:
+                assert again[name][k] == v, (name, k)
