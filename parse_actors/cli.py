@@ -130,7 +130,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="cells per feature set for the PID of the label (default 8)")
     au.add_argument("--max-agents", type=int, metavar="N", help="audit at most N agents of each group")
     au.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
+    _study_parser(sub)
     return p
+
+
+def _study_parser(sub) -> None:
+    st = sub.add_parser("study", help="ready-made studies (sweeps with their table)")
+    studies = st.add_subparsers(dest="study", required=True, metavar="STUDY")
+    fi = studies.add_parser(
+        "fission", help="issue 20: PARSE vs dsgd_full on the synthetic presets, PARSE's fission audited",
+        description="Sweep the synthetic presets x {parse, dsgd_full} x seeds on the quickstart agents (resumable "
+                    "like sweep: the same command again skips finished cells), audit every PARSE run beside its "
+                    "untrained network, and write OUT/fission.md, fission.csv, fission.png.")
+    fi.add_argument("--presets", metavar="P1,P2",
+                    help="synthetic presets (default redundancy,uniqueness,synergy,mixed)")
+    fi.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per cell (default 3)")
+    fi.add_argument("--rounds", type=int, default=30, metavar="R", help="rounds per run (default 30)")
+    fi.add_argument("--out", help="study directory (default runs/fission-study/)")
+    fi.add_argument("--parallel", type=int, default=1, metavar="K", help="at most K runs at once (default 1)")
+    fi.add_argument("--samples", type=int, default=4000, metavar="N", help="held-out samples per audit (default 4000)")
+    fi.add_argument("--audit-agents", type=int, metavar="N", help="audit at most N agents of each group (default all)")
+    fi.add_argument("--scenario", help="scenario file (default scenarios/quickstart.yaml)")
+    fi.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                    help="override a scenario key for every run (VALUE parsed as YAML); repeatable")
+    fi.add_argument("--force", action="store_true", help="re-run finished runs and their audits")
 
 
 def _cmd_run(args) -> int:
@@ -297,10 +320,40 @@ def _cmd_audit(args) -> int:
     res = audit_run(Path(args.run_dir), n_samples=args.samples, states=args.states,
                     max_agents_per_group=args.max_agents, dpi=args.dpi)
     if not args.quiet:
-        print(format_table(res.rows))
+        print(format_table(res.rows, res.criteria))
         print()
     print(f"audit: {res.csv} ({res.seconds:.1f} s; plots: {', '.join(p.name for p in res.plots) or 'none'})")
     return EXIT_OK
+
+
+def _cmd_study(args) -> int:
+    from parse_actors import logs
+    from parse_actors.errors import ScenarioError
+    from parse_actors.metrics.progress import Progress
+    from parse_actors.studies.fission import parse_presets, plan_fission, run_fission
+
+    if args.parallel < 1:
+        raise ScenarioError("--parallel", "", f"expected a positive number of runs at a time, got {args.parallel}")
+    study = plan_fission(parse_presets(args.presets), args.seeds, args.rounds, args.out, args.scenario,
+                         args.overrides, args.samples, args.force, args.audit_agents)
+    sweep = study.sweep
+    print(f"fission study: {len(sweep.runs)} runs ({len(study.presets)} presets x 2 methods x {len(sweep.seeds)} "
+          f"seeds, {study.rounds} rounds), {len(sweep.pending)} to run, into {sweep.out}", flush=True)
+    logs.configure(-1)
+    Progress.enabled_default = False
+    res, paths = run_fission(study, args.parallel, echo=lambda line: print(line, flush=True),
+                             status=not args.quiet)
+    if paths is None:
+        print("parse-sim: study interrupted; finished runs are kept; continue with the same command",
+              file=sys.stderr)
+        return 128 + int(res.interrupted)
+    if not args.quiet:
+        print()
+        print(paths["md"].read_text(encoding="utf-8"))
+    print(f"{res.ran} ran, {res.skipped} skipped, {res.failed} failed; {len(study.audited)} audited, "
+          f"{len(study.audit_kept)} audits kept, {len(study.audit_failed)} failed; table: {paths['md']}, "
+          f"{paths['csv'].name}, {paths['png'].name}")
+    return EXIT_FAIL if res.failed or study.audit_failed else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         Progress.enabled_default = False
     handlers = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema, "sweep": _cmd_sweep,
-                "report": _cmd_report, "audit": _cmd_audit}
+                "report": _cmd_report, "audit": _cmd_audit, "study": _cmd_study}
     try:
         return handlers[args.command](args)
     except (ScenarioError, RunDirError) as e:

@@ -8,6 +8,7 @@ the synthetic task, PID of the label), from the agents' final weights.
 from parse_actors.metrics.final_weights import DEFAULT_MAX_MB, NAME, load_final_weights, save_final_weights
 
 from .audit import CSV_NAME, JSON_NAME, AuditResult, audit_run, format_table
+from .criteria import fission_criteria, wins
 
-__all__ = ["CSV_NAME", "DEFAULT_MAX_MB", "JSON_NAME", "NAME", "AuditResult", "audit_run", "format_table",
-           "load_final_weights", "save_final_weights"]
+__all__ = ["CSV_NAME", "DEFAULT_MAX_MB", "JSON_NAME", "NAME", "AuditResult", "audit_run", "fission_criteria",
+           "format_table", "load_final_weights", "save_final_weights", "wins"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from parse_actors.agents import Agent, AgentSpec
+from parse_actors.agents import Agent
 from parse_actors.audit import save_final_weights
 from parse_actors.data import build_federated_data
 from parse_actors.scenario import build_scenario, scenario_to_yaml
-from parse_actors.seeding import torch_seed
+from parse_actors.engine.coordinator import agent_builds
 
 
 def small_doc(method: str = "parse", preset: str = "mixed") -> dict:
@@ -48,11 +48,8 @@ def make_run_dir(path: Path, doc: dict, steps: int = 200) -> Path:
 
 
 def _train(sc, fd, groups, steps, states) -> None:
-    for a, g in enumerate(groups):
-        spec = AgentSpec(agent_id=a, modalities=tuple(g.modalities))
-        agent = Agent(spec, input_shapes=fd.input_shapes, num_classes=fd.num_classes, model=sc.model,
-                      loss=sc.loss, optim=sc.optim, aggregation=sc.aggregation, method=sc.method,
-                      seed=torch_seed(sc.seed, "agent", a))
+    for a, (spec, _, kwargs) in enumerate(agent_builds(sc, fd)):  # the agents a run starts from
+        agent = Agent(spec, device="cpu", **kwargs)
         if steps:
             agent.train_steps(fd.agents[a].train, steps, 64)
         states[a] = agent.state_dict()
@@ -61,3 +58,9 @@ def _train(sc, fd, groups, steps, states) -> None:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("audit_run"), small_doc(), steps=150)
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory) -> Path:
+    """A run whose final weights are its initial ones (no step taken)."""
+    return make_run_dir(tmp_path_factory.mktemp("untrained_run"), small_doc(), steps=0)

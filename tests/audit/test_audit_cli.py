@@ -22,10 +22,12 @@ def test_audit_writes_table_plots_and_timing(trained_run, capsys):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == HEADER
     agents = {r["agent"] for r in rows}
-    assert agents == {"0", "1", "oracle"}
-    # the unimodal agent has probes but no PID; the multimodal one has both
-    assert {r["measure"] for r in rows if r["agent"] == "0"} == {"probe"}
-    assert {r["measure"] for r in rows if r["agent"] == "1"} == {"probe", "pid"}
+    assert agents == {"0", "1", "oracle", "untrained:0", "untrained:1"}
+    # the unimodal agent has probes but no PID; the multimodal one has both; each has slice drop
+    assert {r["measure"] for r in rows if r["agent"] == "0"} == {"probe", "slice_drop"}
+    assert {r["measure"] for r in rows if r["agent"] == "1"} == {"probe", "pid", "slice_drop"}
+    assert {r["measure"] for r in rows if r["agent"] == "untrained:1"} == {"probe", "pid", "slice_drop"}
+    assert "fission criteria" in out and "untrained" in out
     assert {r["row"] for r in rows if r["agent"] == "1" and r["measure"] == "pid"} == {
         "red/audio|red/image", "uni/audio|uni/image", "syn/audio|syn/image", "audio|image"}
     # trained slices carry their redundant latent far above chance
@@ -34,8 +36,10 @@ def test_audit_writes_table_plots_and_timing(trained_run, capsys):
     assert min(red) > 0.2
     info = json.loads((trained_run / JSON_NAME).read_text())
     assert info["seconds"] > 0 and info["samples"] == 1200 and info["agents"] == [0, 1]
+    assert set(info["criteria"]) == {"own_column", "syn_own_column", "fusion_sum", "pid_synergy_share",
+                                     "pid_redundancy_share", "slice_drop"}
     assert info["ground_truth"]["mix"] == {"redundant": 1.0, "unique": 1.0, "synergy": 0.4}
-    for g in ("image", "image+audio", "oracle"):
+    for g in ("image", "image+audio", "oracle", "untrained_image+audio"):
         assert (trained_run / "plots" / f"pid_audit_{g}.png").stat().st_size > 1000
 
 
