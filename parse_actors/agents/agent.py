@@ -305,7 +305,8 @@ class Agent:
         return out
 
     def aggregate(
-        self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int, clock: int | None = None
+        self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int, clock: int | None = None,
+        staleness: int | None | str = "config",
     ) -> dict:
         """Average each branch over self and the neighbours that sent it (fresh
         enough, same names and shapes). `round` is the receiver's round (sync) or
@@ -313,10 +314,13 @@ class Agent:
         policy's phase clock (see `exchange`). An entry whose `caps` (the sender's
         capabilities as this agent knows them) are given is checked on receipt:
         a branch this agent's policy would not exchange with that sender at
-        `clock` is refused (`refused_ignored`). Returns counts of what was merged
-        and ignored."""
+        `clock` is refused (`refused_ignored`). `staleness`: rounds an entry may lag
+        `round` ('config': aggregation.staleness; None: no bound here, the caller
+        applied its own, e.g. async gossip in virtual time, where a sender's round
+        is its own cycle and says nothing about the receiver's). Returns counts of
+        what was merged and ignored."""
         clock = round if clock is None else clock
-        per_key, stale = collect(incoming, round, self.agg_cfg.staleness)
+        per_key, stale = collect(incoming, round, self.agg_cfg.staleness if staleness == "config" else staleness)
         allowed: dict[int, frozenset[str]] = {}
         merged = entries = unknown = mismatched = refused = 0
         for key, got in per_key.items():

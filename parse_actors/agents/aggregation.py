@@ -51,15 +51,16 @@ def mixing_weights(my_degree: int, sender_degrees: Sequence[int], scheme: str = 
 
 
 def collect(
-    incoming: Sequence[Incoming], round: int, staleness: int
+    incoming: Sequence[Incoming], round: int, staleness: int | None
 ) -> tuple[dict[str, list[tuple[int, Incoming]]], int]:
     """Per branch key, the freshest entry of each sender (sorted by sender id so the
-    sum is order independent), and the number of entries ignored as stale."""
+    sum is order independent), and the number of entries ignored as stale (more
+    than `staleness` rounds behind `round`; None: none is)."""
     newest: dict[tuple[str, int], Incoming] = {}
     stale = 0
     for inc in incoming:
         for key in inc.branches:
-            if inc.round < round - staleness:
+            if staleness is not None and inc.round < round - staleness:
                 stale += 1
                 continue
             prev = newest.get((key, inc.sender))

@@ -137,15 +137,17 @@ class AgentHost:
         stats["wall_s"] = wall + time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
 
-    def aggregate(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], *payloads: dict) -> dict:
-        """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree)."""
+    def aggregate(self, aid: int, rnd: int, staleness: int | None, my_degree: dict[str, int], metas: list[dict],
+                  *payloads: dict) -> dict:
+        """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree);
+        `staleness`: rounds an entry may lag `rnd` (None: the protocol bounded it already)."""
         incoming = []
         for meta, payload in zip(metas, payloads):
             branches = {k: payload[k] for k in meta["keys"] if k in payload}
             incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
                                      degree=meta["degree"]))
         with _threads(self.torch_threads):
-            stats = self.agents[aid].aggregate(incoming, my_degree, rnd)
+            stats = self.agents[aid].aggregate(incoming, my_degree, rnd, staleness=staleness)
         return _plain(stats)
 
     # -- compressed exchange (protocol.compression) ----------------------------------
@@ -247,7 +249,7 @@ class AgentHost:
                         branches[k] = decode(from_plain(p["encoded"][k]))
                 incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
                                          degree=meta["degree"]))
-            stats = agent.aggregate(incoming, my_degree, rnd) if incoming else {}
+            stats = agent.aggregate(incoming, my_degree, rnd, staleness=spec["staleness"]) if incoming else {}
             if spec["choco"] or spec["steps"]:
                 ch = self._gossip(aid, seed)
                 deg = self.choco_deg[aid]

@@ -51,6 +51,11 @@ class Protocol:
     async def drive(self) -> None:
         raise NotImplementedError
 
+    @property
+    def staleness(self) -> int | None:
+        """The bound the hosts apply when merging, in rounds (None: the protocol applied its own)."""
+        return self.sim.sc.aggregation.staleness
+
     def counters(self) -> dict:
         """Protocol counts for summary.json."""
         return {"refused_on_receipt": self.refused}
@@ -249,8 +254,9 @@ class Protocol:
         return stats_ref, evs
 
     def merge(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
-        """Submit the per-branch average of what arrived (one payload reference per sender
-        and round). The receiver's policy is applied on receipt too: a branch it would
+        """Submit the per-branch average of what arrived: one entry per export (sender,
+        the sender's round or cycle), each branch read from the payload of the message
+        that carried it. The receiver's policy is applied on receipt too: a branch it would
         not exchange with the sender now (e.g. another Harmony phase) is refused. CHOCO
         messages are exempt: both ends of a link keep public copies that must see every
         delivered message (the consensus step itself only runs over my plan's branches)."""
@@ -278,7 +284,7 @@ class Protocol:
                           "degree": {m.key: m.degree for m in msgs}})
             payloads.append(msgs[0].payload)
         my_deg = degrees(self.sim.plan(v, clock))
-        return self.sim.call(v.host, "aggregate", v.aid, rnd, my_deg, metas, *payloads)
+        return self.sim.call(v.host, "aggregate", v.aid, rnd, self.staleness, my_deg, metas, *payloads)
 
     def _merge_compressed(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
         """Plain or naive messages are averaged as usual; CHOCO messages are applied to
@@ -312,7 +318,7 @@ class Protocol:
             return None
         spec = {"choco": received, "steps": steps, "outcomes": outcomes, "seed": self.sim.sc.seed,
                 "gammas": {k: self.cfg.gamma_of(v.capabilities[k].kind) for k in steps},
-                "only_fresh": self.name == "async"}
+                "only_fresh": self.name == "async", "staleness": self.staleness}
         return self.sim.call(v.host, "merge_exchange", v.aid, rnd, degrees(plan), metas, spec, *payloads)
 
 
@@ -395,6 +401,7 @@ class AsyncProtocol(Protocol):
     """
 
     name = "async"
+    staleness = None  # applied in `_loop`, in virtual time: a sender's cycle says nothing of the receiver's
 
     def __init__(self, sim: SimulationAPI):
         super().__init__(sim)
@@ -462,9 +469,9 @@ class AsyncProtocol(Protocol):
                 elif self.env.now - m.t_send <= staleness * cycle_time or staleness == 0 and m.t_send >= t0:
                     newest[(m.sender, m.key)] = m
             v.inbox = []
-            fresh = [BranchMessage(m.sender, cycle, m.key, m.payload, m.degree, m.t_send) for m in newest.values()]
-            fresh += choco
-            self.merge(v, cycle, fresh)
+            # Each message keeps its own export (sender, sender's cycle): a sender's newest
+            # copies of two branches may come from different exports.
+            self.merge(v, cycle, list(newest.values()) + choco)
             self.cycles[v.aid] = cycle + 1
             if not sim.sc.train.local_steps:
                 yield self.env.timeout(1e-3)  # never spin at one instant
