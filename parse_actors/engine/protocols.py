@@ -19,6 +19,8 @@ from parse_actors.agents.compression import wire_nbytes_for
 from parse_actors.agents.exchange import degrees
 from parse_actors.engine.api import AgentView, SimulationAPI
 from parse_actors.engine.messages import BranchMessage
+from parse_actors.engine.requests import (Aggregate, BranchChanges, ExchangeSpec, MergeExchange, MergeSpec,
+                                          TrainAndExchange, TrainAndExport)
 
 
 class Protocol:
@@ -97,7 +99,7 @@ class Protocol:
             if self.net.is_online(v.aid):
                 plan = sim.plan(v, self.clock(rnd))
                 if plan:
-                    refs[v.aid] = sim.call(v.host, "branch_changes", v.aid, plan)
+                    refs[v.aid] = sim.call(v.host, BranchChanges(v.aid, plan))
         vals = await sim.get(list(refs.values()))
         self.changes = {aid: {int(j): d for j, d in val.items()} for aid, val in zip(refs, vals)}
         self.change_log[rnd] = self.changes
@@ -226,17 +228,15 @@ class Protocol:
             if self.structured:
                 self.choco_seq[v.aid] = seq0 + len(choco)
                 keys = sorted({k for j, k in sends if caps[k].kind not in self.choco_kinds})
-                spec = {"codecs": {k: str(c) for k, c in self.codecs.items()}, "seed": sim.sc.seed,
-                        "exchange": rnd, "choco": [list(p) for p in choco], "seq0": seq0,
-                        "outcomes": self.take_outcomes(v.aid),
-                        "sent": [[j, k] for j, k in sends] if self.tracking else []}
-                stats_ref, payload = sim.call(v.host, "train_and_exchange", v.aid, tr.local_steps, tr.batch_size,
-                                              keys, spec, num_returns=2)
+                spec = ExchangeSpec(codecs={k: str(c) for k, c in self.codecs.items()}, seed=sim.sc.seed,
+                                    exchange=rnd, choco=[list(p) for p in choco], seq0=seq0,
+                                    outcomes=self.take_outcomes(v.aid),
+                                    sent=[[j, k] for j, k in sends] if self.tracking else [])
+                stats_ref, payload = sim.call(v.host, TrainAndExchange(v.aid, tr.local_steps, tr.batch_size, keys, spec))
             else:
                 keys = (sorted({k for ks in plan.values() for k in ks}) if not self.budgeted
                         else sorted({k for _, k in sends}))
-                stats_ref, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size,
-                                              keys, num_returns=2)
+                stats_ref, payload = sim.call(v.host, TrainAndExport(v.aid, tr.local_steps, tr.batch_size, keys))
         if sim.dry:
             payload = sim.replay_payload(v.aid, rnd)
         header = sim.sc.protocol.header_bytes
@@ -284,7 +284,7 @@ class Protocol:
                           "degree": {m.key: m.degree for m in msgs}})
             payloads.append(msgs[0].payload)
         my_deg = degrees(self.sim.plan(v, clock))
-        return self.sim.call(v.host, "aggregate", v.aid, rnd, self.staleness, my_deg, metas, *payloads)
+        return self.sim.call(v.host, Aggregate(v.aid, rnd, self.staleness, my_deg, metas, tuple(payloads)))
 
     def _merge_compressed(self, v: AgentView, rnd: int, inbox: list[BranchMessage]) -> Any:
         """Plain or naive messages are averaged as usual; CHOCO messages are applied to
@@ -316,10 +316,10 @@ class Protocol:
         outcomes = self.take_outcomes(v.aid)
         if not (metas or received or steps or outcomes):
             return None
-        spec = {"choco": received, "steps": steps, "outcomes": outcomes, "seed": self.sim.sc.seed,
-                "gammas": {k: self.cfg.gamma_of(v.capabilities[k].kind) for k in steps},
-                "only_fresh": self.name == "async", "staleness": self.staleness}
-        return self.sim.call(v.host, "merge_exchange", v.aid, rnd, degrees(plan), metas, spec, *payloads)
+        spec = MergeSpec(choco=received, steps=steps, outcomes=outcomes, seed=self.sim.sc.seed,
+                         gammas={k: self.cfg.gamma_of(v.capabilities[k].kind) for k in steps},
+                         only_fresh=self.name == "async", staleness=self.staleness)
+        return self.sim.call(v.host, MergeExchange(v.aid, rnd, degrees(plan), metas, spec, tuple(payloads)))
 
 
 class SyncProtocol(Protocol):
@@ -355,8 +355,7 @@ class SyncProtocol(Protocol):
         for v in sim.views:
             if self.net.is_online(v.aid):
                 keys = sorted({k for ks in sim.plan(v, self.clock(rnd)).values() for k in ks})
-                stats, payload = sim.call(v.host, "train_and_export", v.aid, tr.local_steps, tr.batch_size, keys,
-                                          num_returns=2)
+                stats, payload = sim.call(v.host, TrainAndExport(v.aid, tr.local_steps, tr.batch_size, keys))
                 pending[v.aid] = (stats, payload, set(keys))
         results = await sim.get([p[0] for p in pending.values()])
         return {aid: (res["wall_s"], *pending[aid]) for aid, res in zip(pending, results)}
