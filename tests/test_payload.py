@@ -377,3 +377,32 @@ def test_killed_host_restarts_with_its_choco_and_change_state(tmp_path, ray_inst
     assert run["host_restarts"] + run["hosts_replaced"] == 1, run
     for name in ("metrics.csv", "comm.csv"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "inline" / name).read_text(), name
+
+
+@pytest.mark.parametrize("overrides", [
+    ["protocol.payload_budget=20000"],  # an encoder does not fit
+    ["protocol.payload_budget=20000", "protocol.compression={encoder: int8}"],  # fits with the codec it names
+    ["protocol.payload_budget=700"],  # a head fits, not the capability message
+    ["protocol.payload_budget=20000", "method=dsgd_full"],  # the monolithic model's shapes
+    ["protocol.payload_budget=60000", "model.mlp_hidden=[96, 64]"],
+], ids=["encoder", "codec", "small", "dsgd_full", "widths"])
+def test_validate_refuses_the_budgets_a_run_refuses(tmp_path, overrides):
+    """`parse-sim validate` computes every branch's size from the model's shapes (meta
+    device) and applies the run's own rule: same verdict, same message."""
+    import subprocess
+    import sys
+
+    sets = [a for o in SMALL + overrides for a in ("--set", o)]
+    v = subprocess.run([sys.executable, "-m", "parse_actors.cli", "validate", str(QUICK), *sets],
+                       capture_output=True, text=True, cwd=ROOT)
+    try:
+        run_scenario(scenario(*overrides), tmp_path / "run", backend="inline")
+        refused = None
+    except ScenarioError as e:
+        refused = str(e)
+    if refused is None:
+        assert v.returncode == 0, v.stderr
+    else:
+        assert v.returncode == 2 and "Traceback" not in v.stderr, v.stderr
+        assert "protocol.payload_budget" in refused, refused
+        assert refused.split("protocol.payload_budget", 1)[1] in v.stderr.strip(), (refused, v.stderr)

@@ -43,6 +43,7 @@ from parse_actors.metrics.rundir import NoSpaceStop
 from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
+from parse_actors.scenario.protocol import check_payload_budget
 from parse_actors.seeding import derive, torch_seed
 
 
@@ -188,27 +189,10 @@ class Simulation:
                              "time from the wall clock; the same seed will not give the same metrics")
 
     def _check_budget(self) -> None:
-        """A byte budget every branch of every agent (and its capability message) must fit."""
-        budget = self.sc.protocol.payload_budget
-        if not isinstance(budget, int):
-            return
-        from parse_actors.agents import capability_nbytes
-        from parse_actors.agents.budget import check_fits
-        from parse_actors.errors import ScenarioError
-
-        header = self.sc.protocol.header_bytes
-        codecs = self.protocol.codecs
-        for v in self.views:
-            try:
-                check_fits(budget, header, v.capabilities, codecs)
-            except ValueError as e:
-                raise ScenarioError(None, "protocol.payload_budget",
-                                    f"agent {v.aid} ({v.group}): {str(e).split(': ', 1)[1]}") from None
-            cap = header + capability_nbytes(v.capabilities)
-            if cap > budget:
-                raise ScenarioError(None, "protocol.payload_budget",
-                                    f"{budget} bytes cannot carry agent {v.aid}'s capability message "
-                                    f"({cap} bytes with the header)")
+        """A byte budget every branch of every agent (and its capability message) must fit:
+        the rule `parse-sim validate` applies to shapes (scenario/protocol.py)."""
+        check_payload_budget(self.sc.protocol, self.sc.protocol.header_bytes,
+                             [(v.aid, v.group, v.capabilities) for v in self.views])
 
     def _on_restart(self, host: int, reason: str) -> None:
         self.log.warning("host_restart", t=self.env.now, host=host, round=self.round + 1, reason=reason,
