@@ -302,7 +302,7 @@ def test_choco_async_with_churn_keeps_both_copies_of_each_link_equal(tmp_path):
     checked = []
 
     def check(sim, rnd):
-        p = sim.protocol
+        p = sim.exchange
         for i, j, key, mine, theirs in _choco_links(sim):
             # what each end will hold once it has applied what it already got: the sender
             # the deliveries the coordinator saw, the receiver the messages in its inbox

@@ -22,7 +22,7 @@ import simpy
 
 from netem import Network
 from parse_actors import logs
-from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
+from parse_actors.agents import AgentSpec, make_policy
 from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.final_weights import save_final_weights, too_large
 from parse_actors.data import build_federated_data
@@ -31,6 +31,7 @@ from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
 from parse_actors.engine.discovery import Discovery
+from parse_actors.engine.exchange import Exchange
 from parse_actors.engine.hosts import HostChannel
 from parse_actors.engine.interrupted import Interrupted
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
@@ -96,7 +97,6 @@ class Simulation:
         self.run_dir = run_dir
         self.backend_name = backend or scenario.engine.backend
         self.log = logs.get_logger()
-        self.policy = _RememberedPolicy(make_policy(scenario.method, scenario.aggregation))
         self._caps_pool: dict[tuple, dict] = {}  # one dict per distinct capability set (intern_caps)
         self.env = simpy.Environment()
         self.hosts: HostChannel | None = None  # batcher, journal and backend (hosts.py), from set-up
@@ -177,9 +177,10 @@ class Simulation:
         self.network_s = time.perf_counter() - t_net
         for ev in self.fd.modality_schedule:
             self.env.process(self.discovery.modality_event(ev))
+        self.exchange = Exchange(self, make_policy(sc.method, sc.aggregation))
         self.protocol = PROTOCOLS[sc.protocol.mode](self)
         if self.resume.state is not None and "protocol" in self.resume.state:
-            self.protocol.preload(self.resume.state["protocol"])  # what the dry replay needs
+            self.exchange.preload(self.resume.state["protocol"])  # what the dry replay needs
         self._check_budget()
         self._gc.freeze()
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
@@ -212,20 +213,11 @@ class Simulation:
         if isinstance(msg, BranchMessage):
             self.flying[id(msg)] = msg
         elif kind == "control":
-            self.protocol.note_control(src, dst, nbytes)
+            self.exchange.note_control(src, dst, nbytes)
         return self.net.send(src, dst, nbytes, kind, payload=msg)
 
     def replay_payload(self, sender: int, rnd: int) -> Any:
         return self.resume.payload(sender, rnd)
-
-    def plan(self, v: AgentView, clock: int) -> dict[int, list[str]]:
-        """Which branches go to which current neighbour, from what this agent has learned."""
-        return plan_exchange(self.policy, v.capabilities, {j: v.known.get(j) for j in self.net.neighbors(v.aid)},
-                             clock)
-
-    def accepted(self, v: AgentView, sender: int, clock: int) -> frozenset[str]:
-        """The branches `v` may merge from `sender` (its policy, applied on receipt)."""
-        return accepted(self.policy, v.capabilities, v.known.get(sender), clock)
 
     def intern_caps(self, caps: dict) -> dict:
         """The one shared dict equal to `caps` (agents of one kind advertise equal
@@ -279,7 +271,7 @@ class Simulation:
             self.discovery.on_message(rec, msg)
         elif isinstance(msg, BranchMessage):
             if msg.choco:  # the sender's copy follows what the receiver got, in this order
-                self.protocol.on_outcome(rec.src, msg.seq, rec.status == "delivered")
+                self.exchange.on_outcome(rec.src, msg.seq, rec.status == "delivered")
             if rec.status == "delivered":
                 self.views[rec.dst].inbox.append(msg)
 
@@ -406,7 +398,7 @@ class Simulation:
                       "bytes_dropped": r["bytes_dropped"]} for r in self.net.accounting.rows()]
         budgeted = self.sc.protocol.payload_budget is not None
         if budgeted:  # branches deferred or never sent, per link and kind (columns added only then)
-            p = self.protocol
+            p = self.exchange
             for r in comm_rows:
                 r["deferred"] = p.deferred.get((r["src"], r["dst"], r["kind"]), 0)
                 r["oversize"] = p.oversize.get((r["src"], r["dst"], r["kind"]), 0)
@@ -462,7 +454,7 @@ class Simulation:
         if pc.payload_budget is not None:
             b = pc.payload_budget
             out["payload_budget"] = b if isinstance(b, int) else {"seconds": b.seconds}
-            out.update(self.protocol.payload_counters())
+            out.update(self.exchange.payload_counters())
         if pc.lossy():
             out["compression"] = {k: str(pc.codec_of(k)) for k in pc.compression}
             out["compressed_averaging"] = pc.compressed_averaging
@@ -476,33 +468,6 @@ class Simulation:
         if self.hosts is not None:
             self.hosts.shutdown()
         self._gc.resume()
-
-
-class _RememberedPolicy:
-    """A sharing policy whose answers are remembered for the current clock. Policies
-    are pure functions of (my capabilities, theirs, clock), and capability dicts are
-    interned (`Simulation.intern_caps`), so each distinct pair is evaluated once per
-    round instead of three times per link (plan on send, acceptance and plan on merge)."""
-
-    def __init__(self, policy: Any):
-        self.policy = policy
-        self.clock: int | None = None
-        self.memo: dict[tuple[int, int], tuple[Any, Any, list[str]]] = {}
-
-    def select(self, mine: Any, theirs: Any, clock: int = 0) -> list[str]:
-        if clock != self.clock:
-            self.memo.clear()
-            self.clock = clock
-        hit = self.memo.get((id(mine), id(theirs)))
-        if hit is None or hit[0] is not mine or hit[1] is not theirs:  # (the memo keeps both alive: ids stay theirs)
-            hit = self.memo[(id(mine), id(theirs))] = (mine, theirs, self.policy.select(mine, theirs, clock))
-        return list(hit[2])
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.policy, name)
-
-    def __repr__(self) -> str:
-        return repr(self.policy)
 
 
 class _Collector:

@@ -52,7 +52,7 @@ class Resume:
         for v, c in zip(sim.views, caps):
             v.capabilities = sim.intern_caps(c)
         if "protocol" in self.state:
-            sim.protocol.load_state(self.state["protocol"])
+            sim.exchange.load_state(self.state["protocol"])
         sim.round = self.state["round"]
         sim.log.info("resume", t=sim.env.now, from_round=sim.round + 1)
         await sim.hosts.snapshot()
@@ -83,7 +83,7 @@ class Resume:
         rec = {k: list(v) for k, v in sim.recorder.state().items()}
         return {"format": ckpt.FORMAT, "scenario": fingerprint(sim.sc), "round": rnd, "t": sim.env.now,
                 "states": states, "payloads": payloads, **rec, "messages": dict(sim.messages),
-                "protocol": sim.protocol.state(), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
+                "protocol": sim.exchange.state(), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
 
     def keep(self, states: list[dict], payloads: list) -> None:
         """At each Ray snapshot (journal.py): what a checkpoint would hold, kept in

@@ -14,7 +14,7 @@ refuse the same scenarios with the same message.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable, Literal, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Optional, Union
 
 from pydantic import Field, field_validator
 
@@ -25,7 +25,6 @@ from parse_actors.schema import StrictModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from parse_actors.agents import BranchInfo
-    from parse_actors.scenario.schema import Scenario
 
 
 class SecondsBudget(StrictModel):
@@ -166,8 +165,9 @@ def check_payload_budget(pc: ExchangeConfig, header: int, agents: Iterable[tuple
                                 f"({cap} bytes with the header)")
 
 
-def capabilities_from_shapes(sc: "Scenario", input_shapes: Mapping[str, tuple], num_classes: int) -> list:
-    """(agent id, group label, capabilities) of every agent at t=0, as its host would
+def capabilities_from_shapes(sc: Any, input_shapes: Mapping[str, tuple], num_classes: int) -> list:
+    """(agent id, group label, capabilities) of every agent of `sc` (a Scenario: schema.py
+    imports this module) at t=0, as its host would
     report them, from shapes alone: each distinct agent kind's model is built once on
     torch's meta device (parameters have shapes, no storage)."""
     import torch
@@ -198,7 +198,7 @@ def capabilities_from_shapes(sc: "Scenario", input_shapes: Mapping[str, tuple], 
     return out
 
 
-def check_protocol_sizes(sc: "Scenario", file: str | None = None) -> None:
+def check_protocol_sizes(sc: Any, file: str | None = None) -> None:
     """`parse-sim validate`: refuse a byte budget a run would refuse at set-up. Builds
     the dataset's source (no cache written) for its class count and shapes, only when
     protocol.payload_budget is a byte count."""
