@@ -26,7 +26,6 @@ from parse_actors.agents import AgentSpec, make_policy
 from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.final_weights import save_final_weights, too_large
 from parse_actors.data import build_federated_data
-from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
@@ -34,14 +33,14 @@ from parse_actors.engine.discovery import Discovery
 from parse_actors.engine.exchange import Exchange
 from parse_actors.engine.hosts import HostChannel
 from parse_actors.engine.interrupted import Interrupted
+from parse_actors.engine.outputs import write_outputs
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
 from parse_actors.engine.requests import AddAgents, Evaluate, LastUpdate, Request, SetEvalData, Stepping
 from parse_actors.engine.resume import Resume
 from parse_actors.engine.signals import StopSignals
-from parse_actors.metrics import NetworkEventLog, RunDir, build_summary
+from parse_actors.metrics import NetworkEventLog, RunDir
 from parse_actors.metrics.rundir import NoSpaceStop
-from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
 from parse_actors.scenario.protocol import check_payload_budget
@@ -390,75 +389,10 @@ class Simulation:
 
     # ------------------------------------------------------------------ finish
     def _finish(self, wall0: float, complete: bool) -> dict:
+        """The run's tables, summary.json, run.json and plots (outputs.py)."""
         if complete:  # (an incomplete run sends nothing more: its hosts may be gone)
             self.hosts.flush()
-        self.recorder.progress.close()
-        comm_rows = [{"src": r["src"], "dst": r["dst"], "kind": r["tag"], "messages": r["messages"],
-                      "bytes_sent": r["bytes_sent"], "bytes_delivered": r["bytes_delivered"],
-                      "bytes_dropped": r["bytes_dropped"]} for r in self.net.accounting.rows()]
-        budgeted = self.sc.protocol.payload_budget is not None
-        if budgeted:  # branches deferred or never sent, per link and kind (columns added only then)
-            p = self.exchange
-            for r in comm_rows:
-                r["deferred"] = p.deferred.get((r["src"], r["dst"], r["kind"]), 0)
-                r["oversize"] = p.oversize.get((r["src"], r["dst"], r["kind"]), 0)
-            seen = {(r["src"], r["dst"], r["kind"]) for r in comm_rows}
-            for key in sorted((set(p.deferred) | set(p.oversize)) - seen):
-                comm_rows.append({"src": key[0], "dst": key[1], "kind": key[2], "messages": 0, "bytes_sent": 0,
-                                  "bytes_delivered": 0, "bytes_dropped": 0, "deferred": p.deferred.get(key, 0),
-                                  "oversize": p.oversize.get(key, 0)})
-        comm_rows.sort(key=lambda r: (r["src"], r["dst"], r["kind"]))
-        self.recorder.flush()
-        self.run_dir.write_comm(comm_rows, extra=("deferred", "oversize") if budgeted else ())
-        tables = self.recorder.summary_extra()
-        summary = build_summary(
-            scenario=self.sc, rows=self.recorder.rows, comm_rows=comm_rows, rounds=self.round + 1,
-            virtual_time_s=self.env.now, wall_time_s=time.perf_counter() - wall0,
-            header_bytes=self.sc.protocol.header_bytes, messages=self.messages, complete=complete,
-            extra={"protocol": self.sc.protocol.mode,
-                   "compute_time": self.sc.engine.compute_time,
-                   "diverged_agents": tables["diverged_agents"],
-                   **self.protocol.counters(),
-                   "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},
-                   "slice_drop": tables["slice_drop"],
-                   "gradient_conflict": tables["gradient_conflict"],
-                   **self._payload_summary()},
-        )
-        self.run_dir.write_summary(summary)
-        # How the run was executed: differs between backends, so kept out of summary.json.
-        self.run_dir.write_run_info({
-            "backend": self.backend_name, "hosts": self.hosts.n_hosts,
-            "torch_threads": self.sc.engine.torch_threads, "wall_time_s": summary["wall_time_s"],
-            "dataset_cache": self.fd.info.get("cache"),
-            "data_s": self.data_s, "host_start_s": self.host_start_s, "agents_start_s": self.agents_start_s,
-            "network_s": self.network_s,
-            "steady_s": getattr(self, "steady_end", time.perf_counter()) - self.steady_start,
-            "host_restarts": self.hosts.restarts[0], "hosts_replaced": self.hosts.restarts[1],
-            "host_calls": {"submitted": self.hosts.batcher.calls, "sent": self.hosts.batcher.sent},
-            "batched_stepping": getattr(self, "stepping", None),
-            "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
-        })
-        if self.sc.output.plots and complete:
-            write_run_plots(self.run_dir.path / "plots", self.recorder.rows, summary, comm_rows)
-        if complete:
-            ckpt.remove(self.run_dir.path)
-            self.resume.on_disk = None
-        self.log.info("finished", t=self.env.now, acc=summary["final_acc"]["mean"], bytes=summary["bytes_total"],
-                      complete=complete)
-        return summary
-
-    def _payload_summary(self) -> dict:
-        """summary.json keys of budgets and compression (only when either is set)."""
-        pc = self.sc.protocol
-        out: dict = {}
-        if pc.payload_budget is not None:
-            b = pc.payload_budget
-            out["payload_budget"] = b if isinstance(b, int) else {"seconds": b.seconds}
-            out.update(self.exchange.payload_counters())
-        if pc.lossy():
-            out["compression"] = {k: str(pc.codec_of(k)) for k in pc.compression}
-            out["compressed_averaging"] = pc.compressed_averaging
-        return out
+        return write_outputs(self, wall0, complete)
 
     def finish_incomplete(self, wall0: float) -> dict:
         """After an interruption: tables and a summary marked incomplete (the checkpoint stays)."""
