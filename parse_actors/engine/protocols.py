@@ -1,8 +1,9 @@
 """Gossip protocols: *when* agents train, send and merge, each owning its loop.
 
-A protocol decides virtual times (SimPy processes) and submits host calls
-through `SimulationAPI` (api.py); it never waits for a tensor except where
-`compute_time: measured` needs wall-clock durations. `sync` runs rounds with
+A protocol decides virtual times (SimPy processes) and drives the exchange
+(exchange.py: what goes on each link, what is merged) through `SimulationAPI`
+(api.py); it never waits for a tensor except where `compute_time: measured`
+needs wall-clock durations. `sync` runs rounds with
 a barrier (D-PSGD style); `async` lets every agent loop train -> send ->
 merge at its own pace, with evaluations every `eval_every_s` virtual seconds.
 A new protocol is one class here with an `async drive()`, registered in
