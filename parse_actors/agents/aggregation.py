@@ -14,21 +14,18 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .branches import BranchInfo
 
 
 @dataclass
 class Incoming:
     """Branches one neighbour sent, as of its round `round`; `degree[key]` is the
-    sender's degree on that branch's subgraph (for Metropolis-Hastings); `caps`,
-    the sender's capabilities as the receiver knows them, lets the receiver check
-    each branch against its own policy (`exchange.accepts`); None: unchecked."""
+    sender's degree on that branch's subgraph (for Metropolis-Hastings). What the
+    receiver's policy accepts is checked before (engine/exchange.py)."""
 
     sender: int
     round: int
     branches: dict[str, dict[str, torch.Tensor]]
     degree: dict[str, int] = field(default_factory=dict)
-    caps: Mapping[str, BranchInfo] | None = None
 
 
 def mixing_weights(my_degree: int, sender_degrees: Sequence[int], scheme: str = "metropolis") -> tuple[float, list[float]]:
