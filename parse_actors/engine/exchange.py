@@ -21,8 +21,8 @@ from parse_actors.agents.compression import wire_nbytes_for
 from parse_actors.agents.exchange import degrees
 from parse_actors.engine.api import AgentView, SimulationAPI
 from parse_actors.engine.messages import BranchMessage
-from parse_actors.engine.requests import (Aggregate, BranchChanges, ExchangeSpec, MergeExchange, MergeSpec,
-                                          TrainAndExchange, TrainAndExport)
+from parse_actors.engine.requests import (Aggregate, BranchChanges, ExchangeSpec, MergeEntry, MergeExchange,
+                                          MergeSpec, TrainAndExchange, TrainAndExport)
 
 
 class Exchange:
@@ -206,8 +206,7 @@ class Exchange:
             return None
         metas, payloads = [], []
         for (sender, r), msgs in _by_export(inbox).items():
-            metas.append({"sender": sender, "round": r, "keys": [m.key for m in msgs],
-                          "degree": {m.key: m.degree for m in msgs}})
+            metas.append(MergeEntry(sender, r, [m.key for m in msgs], {m.key: m.degree for m in msgs}))
             payloads.append(msgs[0].payload)
         my_deg = degrees(self.plan(v, clock))
         return self.sim.call(v.host, Aggregate(v.aid, rnd, staleness, my_deg, metas, tuple(payloads)))
@@ -227,8 +226,7 @@ class Exchange:
                 payloads.append(p)
             return index[id(p)]
 
-        metas = [{"sender": s, "round": r, "keys": [m.key for m in msgs], "degree": {m.key: m.degree for m in msgs},
-                  "payload": ref(msgs[0].payload)}
+        metas = [MergeEntry(s, r, [m.key for m in msgs], {m.key: m.degree for m in msgs}, ref(msgs[0].payload))
                  for (s, r), msgs in _by_export([m for m in inbox if not m.choco]).items()]
         received = [[m.sender, m.key, ref(m.payload), m.degree, m.seq] for m in choco]
         plan = self.plan(v, clock)

@@ -23,7 +23,7 @@ from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
 from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
 from parse_actors.engine.batching import run_batch
-from parse_actors.engine.requests import REQUESTS, ExchangeSpec, MergeSpec
+from parse_actors.engine.requests import REQUESTS, ExchangeSpec, MergeEntry, MergeSpec
 from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
 
@@ -135,15 +135,15 @@ class AgentHost:
         stats["wall_s"] = wall + time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
 
-    def aggregate(self, aid: int, rnd: int, staleness: int | None, my_degree: dict[str, int], metas: list[dict],
-                  *payloads: dict) -> dict:
-        """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree);
+    def aggregate(self, aid: int, rnd: int, staleness: int | None, my_degree: dict[str, int],
+                  metas: list[MergeEntry], *payloads: dict) -> dict:
+        """Merge what arrived: metas[i] says what to take from payloads[i];
         `staleness`: rounds an entry may lag `rnd` (None: the protocol bounded it already)."""
         incoming = []
         for meta, payload in zip(metas, payloads):
-            branches = {k: payload[k] for k in meta["keys"] if k in payload}
-            incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
-                                     degree=meta["degree"]))
+            branches = {k: payload[k] for k in meta.keys if k in payload}
+            incoming.append(Incoming(sender=meta.sender, round=meta.round, branches=branches,
+                                     degree=meta.degree))
         with _threads(self.torch_threads):
             stats = self.agents[aid].aggregate(incoming, my_degree, rnd, staleness=staleness)
         return _plain(stats)
@@ -227,7 +227,7 @@ class AgentHost:
         stats["wall_s"] = wall + time.perf_counter() - t0
         return _plain(stats), payload
 
-    def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], spec: MergeSpec,
+    def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[MergeEntry], spec: MergeSpec,
                        *payloads: dict) -> dict:
         """The compressed counterpart of `aggregate`: dense and naive branches are averaged
         (naive ones decoded first); CHOCO differences are applied to the public copies
@@ -239,15 +239,15 @@ class AgentHost:
             self._outcomes(aid, seed, spec.outcomes)
             incoming = []
             for meta in metas:
-                p = payloads[meta["payload"]]
+                p = payloads[meta.payload]
                 branches = {}
-                for k in meta["keys"]:
+                for k in meta.keys:
                     if k in p["dense"]:
                         branches[k] = p["dense"][k]
                     elif k in p["encoded"]:
                         branches[k] = decode(from_plain(p["encoded"][k]))
-                incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
-                                         degree=meta["degree"]))
+                incoming.append(Incoming(sender=meta.sender, round=meta.round, branches=branches,
+                                         degree=meta.degree))
             stats = agent.aggregate(incoming, my_degree, rnd, staleness=spec.staleness) if incoming else {}
             if spec.choco or spec.steps:
                 ch = self._gossip(aid, seed)

@@ -89,6 +89,17 @@ class TrainAndExchange(Request):
 
 
 @dataclass(frozen=True)
+class MergeEntry:
+    """One export to merge from: which of its branches, and the sender's degree on each."""
+
+    sender: int
+    round: int  # the sender's round or cycle: which export
+    keys: list
+    degree: dict
+    payload: int = -1  # merge_exchange: the index of its payload among the call's payloads
+
+
+@dataclass(frozen=True)
 class Aggregate(Request):
     method = "aggregate"
     varargs = "payloads"
@@ -96,7 +107,7 @@ class Aggregate(Request):
     rnd: int
     staleness: int | None  # rounds an entry may lag rnd; None: bounded by the protocol already
     my_degree: dict
-    metas: list  # per payload: sender, round, keys, degree
+    metas: list  # a MergeEntry per payload
     payloads: tuple = field(default=())
 
 
@@ -120,7 +131,7 @@ class MergeExchange(Request):
     aid: int
     rnd: int
     my_degree: dict
-    metas: list  # per entry: sender, round, keys, degree, payload index
+    metas: list  # MergeEntry list (each naming its payload's index)
     spec: MergeSpec
     payloads: tuple = field(default=())
 
