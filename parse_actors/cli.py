@@ -205,12 +205,14 @@ def _cmd_validate(args) -> int:
     from parse_actors.scenario import load_scenario
 
     from parse_actors.scenario.checks import check_data_files
+    from parse_actors.scenario.protocol import check_protocol_sizes
 
     bad = 0
     for f in args.files:
         try:
             sc = load_scenario(f, args.overrides)
             check_data_files(sc, f)
+            check_protocol_sizes(sc, f)
         except ScenarioError as e:
             print(str(e), file=sys.stderr)
             bad += 1

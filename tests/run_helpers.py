@@ -47,7 +47,7 @@ def kill_host_after_round(rnd: int, host: int = 0):
 
     def hook(sim, r):
         if r == rnd and not killed:
-            sim.backend.kill_host(host)
+            sim.hosts.backend.kill_host(host)
             killed.append(r)
 
     return hook, killed

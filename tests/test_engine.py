@@ -452,9 +452,9 @@ def test_garbage_collection_is_paused_and_the_heap_frozen_until_close(tmp_path):
 
 
 def test_policy_answers_are_remembered_per_clock():
-    """The coordinator asks its sharing policy once per (my capabilities, theirs, clock):
+    """The exchange asks its sharing policy once per (my capabilities, theirs, clock):
     the same dicts again get the remembered keys, another dict or clock a fresh answer."""
-    from parse_actors.engine.coordinator import _RememberedPolicy
+    from parse_actors.engine.exchange import RememberedPolicy
 
     asked = []
 
@@ -465,7 +465,7 @@ def test_policy_answers_are_remembered_per_clock():
             asked.append((id(mine), id(theirs), clock))
             return sorted(set(mine) & set(theirs))
 
-    p = _RememberedPolicy(Policy())
+    p = RememberedPolicy(Policy())
     a, b, b2 = {"x": 1, "y": 2}, {"y": 3}, {"y": 3}
     assert p.select(a, b, 0) == ["y"] and p.select(a, b, 0) == ["y"] and len(asked) == 1
     assert p.select(a, b2, 0) == ["y"] and len(asked) == 2  # equal content, another dict: asked
@@ -492,6 +492,6 @@ def test_agents_of_one_kind_share_one_capability_dict(tmp_path):
         sim.run_until(sim.env.process(sim.discovery.exchange(sim.discovery.missing())))
         for v in sim.views:
             known = {j: v.known.get(j) for j in sim.net.neighbors(v.aid)}
-            assert sim.plan(v, 0) == plan_exchange(sim.policy.policy, v.capabilities, known, 0)
+            assert sim.exchange.plan(v, 0) == plan_exchange(sim.exchange.policy.policy, v.capabilities, known, 0)
     finally:
         sim.close()

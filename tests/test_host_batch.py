@@ -46,7 +46,7 @@ def test_run_batch_trains_runs_together_and_keeps_call_order():
     keys = ["backbone/image/mlp"]
     train = lambda aid: ("train_and_export", (aid, 3, 8, keys))  # noqa: E731
     calls = [train(a) for a in range(N)]
-    calls += [("aggregate", (3, 0, {}, []))]  # splits the runs: agent 3 merges between its trainings
+    calls += [("aggregate", (3, 0, 1, {}, []))]  # splits the runs: agent 3 merges between its trainings
     calls += [train(3), train(4), train(3)]  # agent 3 twice: the second starts a new run
     spec, flat = _spec(calls)
     batched, alone = _host("on"), _host("off")

@@ -232,7 +232,7 @@ def _check_sizes(tap, averaging) -> set:
         info = sim.views[s["src"]].capabilities[m.key]
         codec = pc.codec_of(info.kind)
         assert s["nbytes"] == header + wire_nbytes_for(info, codec)
-        (p,) = sim.refs([m.payload])  # the export itself (inline); the message holds a placeholder
+        (p,) = sim.hosts.refs([m.payload])  # the export itself (inline); the message holds a placeholder
         if codec.name == "none":
             assert not m.choco and m.key in p["dense"]
         elif averaging == "choco":
@@ -244,7 +244,7 @@ def _check_sizes(tap, averaging) -> set:
 
 
 def _choco_links(sim) -> list[tuple]:
-    hosts = sim.backend.hosts
+    hosts = sim.hosts.backend.hosts
     out = []
     for h in hosts:
         for i, ch in h.choco.items():
@@ -302,11 +302,11 @@ def test_choco_async_with_churn_keeps_both_copies_of_each_link_equal(tmp_path):
     checked = []
 
     def check(sim, rnd):
-        p = sim.protocol
+        p = sim.exchange
         for i, j, key, mine, theirs in _choco_links(sim):
             # what each end will hold once it has applied what it already got: the sender
             # the deliveries the coordinator saw, the receiver the messages in its inbox
-            ch = sim.backend.hosts[sim.views[i].host].choco[i]
+            ch = sim.hosts.backend.hosts[sim.views[i].host].choco[i]
             a = {n: t.clone() for n, t in mine.items()}
             for seq, ok in p.outcomes.get(i, []):
                 if ok and ch.pending[seq][:2] == (j, key):
@@ -314,11 +314,11 @@ def test_choco_async_with_churn_keeps_both_copies_of_each_link_equal(tmp_path):
             b = {n: (torch.zeros_like(t) if theirs is None else theirs[n].clone()) for n, t in mine.items()}
             for m in sim.views[j].inbox:
                 if m.choco and m.sender == i and m.key == key:
-                    _apply(b, from_plain(sim.refs([m.payload])[0]["choco"][j][key]))
+                    _apply(b, from_plain(sim.hosts.refs([m.payload])[0]["choco"][j][key]))
             assert all(a[n].equal(b[n]) for n in a), (i, j, key)
             checked.append((i, j, key))
         for v in sim.views:  # the coordinator's numbering mirrors each host's
-            ch = sim.backend.hosts[v.host].choco.get(v.aid)
+            ch = sim.hosts.backend.hosts[v.host].choco.get(v.aid)
             assert (0 if ch is None else ch.seq) == p.choco_seq.get(v.aid, 0)
 
     run_scenario(sc, tmp_path / "run", backend="inline", hooks=[check])
@@ -377,3 +377,32 @@ def test_killed_host_restarts_with_its_choco_and_change_state(tmp_path, ray_inst
     assert run["host_restarts"] + run["hosts_replaced"] == 1, run
     for name in ("metrics.csv", "comm.csv"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "inline" / name).read_text(), name
+
+
+@pytest.mark.parametrize("overrides", [
+    ["protocol.payload_budget=20000"],  # an encoder does not fit
+    ["protocol.payload_budget=20000", "protocol.compression={encoder: int8}"],  # fits with the codec it names
+    ["protocol.payload_budget=700"],  # a head fits, not the capability message
+    ["protocol.payload_budget=20000", "method=dsgd_full"],  # the monolithic model's shapes
+    ["protocol.payload_budget=60000", "model.mlp_hidden=[96, 64]"],
+], ids=["encoder", "codec", "small", "dsgd_full", "widths"])
+def test_validate_refuses_the_budgets_a_run_refuses(tmp_path, overrides):
+    """`parse-sim validate` computes every branch's size from the model's shapes (meta
+    device) and applies the run's own rule: same verdict, same message."""
+    import subprocess
+    import sys
+
+    sets = [a for o in SMALL + overrides for a in ("--set", o)]
+    v = subprocess.run([sys.executable, "-m", "parse_actors.cli", "validate", str(QUICK), *sets],
+                       capture_output=True, text=True, cwd=ROOT)
+    try:
+        run_scenario(scenario(*overrides), tmp_path / "run", backend="inline")
+        refused = None
+    except ScenarioError as e:
+        refused = str(e)
+    if refused is None:
+        assert v.returncode == 0, v.stderr
+    else:
+        assert v.returncode == 2 and "Traceback" not in v.stderr, v.stderr
+        assert "protocol.payload_budget" in refused, refused
+        assert refused.split("protocol.payload_budget", 1)[1] in v.stderr.strip(), (refused, v.stderr)

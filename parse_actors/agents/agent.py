@@ -26,9 +26,8 @@ from .aggregation import Incoming, collect, merge_branch, mixing_weights
 from .archs import ARCHS, seconds_per_sample
 from .branches import BranchInfo
 from .config import AggregationConfig, LossConfig, ModelConfig, OptimConfig
-from .exchange import accepted
 from .losses import fission_terms, mono_terms, resolve_align, term_weights, total_loss
-from .methods import resolve, make_policy
+from .methods import resolve
 from .sgd import SGD
 
 PAIRINGS = ("instance", "label")
@@ -109,7 +108,6 @@ class Agent:
         self.loss_cfg = loss_cfg.model_copy(update={"align": resolve_align(loss_cfg.align, pairing)})
         self.optim_cfg = _section(OptimConfig, optim)
         self.agg_cfg = _section(AggregationConfig, aggregation)
-        self._policy = make_policy(method, self.agg_cfg)  # checks branches on receipt only
         self.num_classes = int(num_classes)
         shapes = {m: tuple(int(s) for s in v) for m, v in input_shapes.items()}
         missing = [m for m in spec.modalities if m not in shapes]
@@ -305,20 +303,19 @@ class Agent:
         return out
 
     def aggregate(
-        self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int, clock: int | None = None
+        self, incoming: Sequence[Incoming], my_degree: Mapping[str, int], round: int,
+        staleness: int | None | str = "config",
     ) -> dict:
         """Average each branch over self and the neighbours that sent it (fresh
-        enough, same names and shapes). `round` is the receiver's round (sync) or
-        cycle (async) for the staleness bound; `clock` (default `round`) is the
-        policy's phase clock (see `exchange`). An entry whose `caps` (the sender's
-        capabilities as this agent knows them) are given is checked on receipt:
-        a branch this agent's policy would not exchange with that sender at
-        `clock` is refused (`refused_ignored`). Returns counts of what was merged
-        and ignored."""
-        clock = round if clock is None else clock
-        per_key, stale = collect(incoming, round, self.agg_cfg.staleness)
-        allowed: dict[int, frozenset[str]] = {}
-        merged = entries = unknown = mismatched = refused = 0
+        enough, same names and shapes). `round` is the receiver's round for the
+        staleness bound; what the receiver's policy accepts from each sender was
+        checked before (engine/exchange.py, on receipt). `staleness`: rounds an entry may lag
+        `round` ('config': aggregation.staleness; None: no bound here, the caller
+        applied its own, e.g. async gossip in virtual time, where a sender's round
+        is its own cycle and says nothing about the receiver's). Returns counts of
+        what was merged and ignored."""
+        per_key, stale = collect(incoming, round, self.agg_cfg.staleness if staleness == "config" else staleness)
+        merged = entries = unknown = mismatched = 0
         for key, got in per_key.items():
             params = self._named.get(key)
             if params is None:
@@ -326,12 +323,6 @@ class Agent:
                 continue
             ok = []
             for sender, inc in got:
-                if inc.caps is not None:
-                    if sender not in allowed:
-                        allowed[sender] = accepted(self._policy, self._caps, inc.caps, clock)
-                    if key not in allowed[sender]:
-                        refused += 1
-                        continue
                 tensors = inc.branches[key]
                 if tensors.keys() == params.keys() and all(tensors[n].shape == p.shape for n, p in params.items()):
                     ok.append(inc)
@@ -350,7 +341,6 @@ class Agent:
             "stale_ignored": stale,
             "unknown_ignored": unknown,
             "mismatched_ignored": mismatched,
-            "refused_ignored": refused,
         }
 
     # -- evaluation ------------------------------------------------------------------

@@ -14,21 +14,18 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .branches import BranchInfo
 
 
 @dataclass
 class Incoming:
     """Branches one neighbour sent, as of its round `round`; `degree[key]` is the
-    sender's degree on that branch's subgraph (for Metropolis-Hastings); `caps`,
-    the sender's capabilities as the receiver knows them, lets the receiver check
-    each branch against its own policy (`exchange.accepts`); None: unchecked."""
+    sender's degree on that branch's subgraph (for Metropolis-Hastings). What the
+    receiver's policy accepts is checked before (engine/exchange.py)."""
 
     sender: int
     round: int
     branches: dict[str, dict[str, torch.Tensor]]
     degree: dict[str, int] = field(default_factory=dict)
-    caps: Mapping[str, BranchInfo] | None = None
 
 
 def mixing_weights(my_degree: int, sender_degrees: Sequence[int], scheme: str = "metropolis") -> tuple[float, list[float]]:
@@ -51,15 +48,16 @@ def mixing_weights(my_degree: int, sender_degrees: Sequence[int], scheme: str = 
 
 
 def collect(
-    incoming: Sequence[Incoming], round: int, staleness: int
+    incoming: Sequence[Incoming], round: int, staleness: int | None
 ) -> tuple[dict[str, list[tuple[int, Incoming]]], int]:
     """Per branch key, the freshest entry of each sender (sorted by sender id so the
-    sum is order independent), and the number of entries ignored as stale."""
+    sum is order independent), and the number of entries ignored as stale (more
+    than `staleness` rounds behind `round`; None: none is)."""
     newest: dict[tuple[str, int], Incoming] = {}
     stale = 0
     for inc in incoming:
         for key in inc.branches:
-            if inc.round < round - staleness:
+            if staleness is not None and inc.round < round - staleness:
                 stale += 1
                 continue
             prev = newest.get((key, inc.sender))

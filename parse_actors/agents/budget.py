@@ -26,17 +26,15 @@ budget is a hard bound) and is reported as `oversize`, not deferred: with a byte
 budget `check_fits` refuses the scenario at load time with the codec that would
 make it fit; with a `seconds:` budget the link's rate may make it fit later.
 No engine, no Ray, no SimPy: the coordinator runs `schedule` on sizes alone.
+The scenario keys (`protocol.payload_budget`, `priority`, ...) are in
+scenario/protocol.py.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping, Optional, Sequence, Union
-
-from pydantic import Field, field_validator
-
-from parse_actors.schema import StrictModel
+from typing import Iterable, Literal, Mapping, Sequence
 
 from .branches import BranchInfo
 from .compression import Codec, wire_nbytes_for
@@ -46,100 +44,6 @@ DEFAULT_PRIORITY = ALL_KINDS
 """Default order on a thin link: protocol messages, then the small, widely shared slices, encoders last."""
 
 Kind = Literal["control", "red", "uni", "syn", "head", "encoder"]
-
-
-# ============================================================================ scenario
-class SecondsBudget(StrictModel):
-    """A budget in time: what the link carries in `seconds` at its rate when the exchange is sent."""
-
-    seconds: float = Field(gt=0, le=1e6)
-    """Seconds of the link's rate at send time (a bandwidth trace changes the budget)."""
-
-    def nbytes(self, rate_bps: float) -> int:
-        return int(math.floor(self.seconds * rate_bps / 8.0))
-
-
-class TopK(StrictModel):
-    """Keep the largest-magnitude fraction of each tensor's coordinates."""
-
-    topk: float = Field(gt=0, le=1)
-    """Fraction of coordinates kept, e.g. 0.01."""
-
-    def codec(self) -> Codec:
-        return Codec("topk", self.topk)
-
-
-class RandK(StrictModel):
-    """Keep a seeded random fraction of each tensor's coordinates."""
-
-    randk: float = Field(gt=0, le=1)
-    """Fraction of coordinates kept, drawn from the seed tree."""
-
-    def codec(self) -> Codec:
-        return Codec("randk", self.randk)
-
-
-CompressionSpec = Union[Literal["none", "fp16", "int8"], TopK, RandK]
-
-
-class ExchangeConfig(StrictModel):
-    """Budgets, priorities and compression of branch exchanges (fields of `protocol:`)."""
-
-    payload_budget: Optional[Union[int, SecondsBudget]] = Field(default=None)
-    """Bytes one directed link may carry per exchange (sync round or async cycle), headers
-    included: an integer, or {seconds: S} for what the link carries in S seconds at its rate
-    at send time. None: no bound."""
-    priority: Union[Literal["staleness", "change"], list[Kind]] = list(DEFAULT_PRIORITY)
-    """Which branches go first when the budget is short: a kind order (kinds left out go last,
-    in the default order), 'staleness' (sent longest ago to that neighbour first) or 'change'
-    (moved most since last sent to that neighbour first)."""
-    defer_limit: int = Field(default=4, ge=0, le=1_000_000)
-    """A branch deferred this many exchanges in a row jumps ahead of every priority (oldest
-    first): a branch that fits the budget is then deferred at most max(defer_limit, 1) + N - 1
-    times in a row, N = branches on the link."""
-    compression: dict[Kind, CompressionSpec] = {}
-    """Codec per kind: none, fp16, int8, {topk: F} or {randk: F}, e.g. {encoder: {topk: 0.01}, red: fp16}.
-    Kinds left out go uncompressed."""
-    compressed_averaging: Literal["choco", "naive"] = "choco"
-    """With a lossy codec: 'choco' (CHOCO-gossip: public copies and compressed differences,
-    keeps consensus) or 'naive' (average the decompressed weights; a baseline that does not)."""
-    choco_gamma: Optional[float] = Field(default=None, gt=0, le=1)
-    """CHOCO consensus step size: x += gamma * sum_j w_ij (x_hat_j - x_hat_i). None: by the
-    kind's codec (1 for none/fp16/int8, 3 x fraction for top-k, the fraction for rand-k:
-    larger steps diverge under strong compression)."""
-
-    @field_validator("payload_budget", mode="before")
-    @classmethod
-    def _positive(cls, v):
-        if isinstance(v, bool) or (isinstance(v, int) and v < 1):
-            raise ValueError("payload_budget must be a positive number of bytes, {seconds: S} or null")
-        return v
-
-    @field_validator("priority")
-    @classmethod
-    def _unique(cls, v):
-        if isinstance(v, list):
-            dup = sorted({k for k in v if v.count(k) > 1})
-            if dup:
-                raise ValueError(f"priority lists {dup} more than once")
-            if not v:
-                raise ValueError("priority: an empty list; leave it out for the default order")
-        return v
-
-    def codec_of(self, kind: str) -> Codec:
-        spec = self.compression.get(kind, "none")
-        return spec.codec() if hasattr(spec, "codec") else Codec(spec)
-
-    def gamma_of(self, kind: str) -> float:
-        """The CHOCO step size for a kind's branches."""
-        if self.choco_gamma is not None:
-            return self.choco_gamma
-        from .choco import auto_gamma
-
-        return auto_gamma(self.codec_of(kind))
-
-    def lossy(self) -> bool:
-        return any(self.codec_of(k).name != "none" for k in self.compression)
 
 
 def kind_order(priority: Sequence[str] | str) -> dict[str, int]:

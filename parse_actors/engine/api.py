@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import simpy
 
     from netem import Network
+    from parse_actors.engine.hosts import HostChannel
+    from parse_actors.engine.requests import Request
     from parse_actors.scenario import Scenario
 
 
@@ -49,12 +51,12 @@ class SimulationAPI(Protocol):
     log: Any
     dry: bool
     """Replaying finished periods on resume: host calls are skipped."""
+    exchange: Any
+    """What goes on each link and what is merged (exchange.Exchange): every protocol drives it."""
 
-    def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any: ...
+    def call(self, host: int, req: "Request") -> Any: ...
     async def get(self, refs: list) -> list: ...
     def send(self, src: int, dst: int, nbytes: int, kind: str, msg: Any) -> Any: ...
-    def plan(self, v: AgentView, clock: int) -> dict[int, list[str]]: ...
-    def accepted(self, v: AgentView, sender: int, clock: int) -> frozenset[str]: ...
     def rediscover(self, agents: list | None = None) -> None: ...
     def online_event(self, aid: int) -> "simpy.Event": ...
     def replay_payload(self, sender: int, rnd: int) -> Any: ...
@@ -64,19 +66,17 @@ class SimulationAPI(Protocol):
 
 
 class CoordinatorAPI(SimulationAPI, Protocol):
-    """The rest of the coordinator's state that discovery and resume work on."""
+    """The rest of the coordinator's state that discovery and resume work on. The
+    backend and the journal are not part of it: they are reached through `hosts`,
+    whose `direct()` sends the held calls first."""
 
     fd: Any  # parse_actors.data.FederatedData
     protocol: Any
-    backend: Any
-    journal: Any
+    hosts: "HostChannel"
     run_dir: Any
     recorder: Any
     messages: dict[str, int]
     flying: dict[int, BranchMessage]
     round: int
 
-    async def agent_states(self) -> dict[int, dict]: ...
-    def flush_calls(self) -> None: ...
-    def refs(self, values: list) -> list: ...
     def intern_caps(self, caps: dict) -> dict: ...

@@ -45,6 +45,10 @@ class InlineBackend:
     def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
         return getattr(self.hosts[host], method)(*args)
 
+    def checkpoint_args(self, host: int) -> tuple:
+        """Arguments of a host's `checkpoint` call: its own agents (all of them, inline)."""
+        return ()
+
     def put(self, value: Any) -> Any:
         """A reference to share one value with every host (inline: the value itself)."""
         return value
@@ -115,12 +119,15 @@ class RayBackend:
     def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
         if method in SETUP_METHODS:
             self._setup[host].append((method, args))
-        if method == "checkpoint" and not args and self.moved:
-            args = (self.aids(host),)  # an actor may hold several hosts' agents
         fn = getattr(self.hosts[host], method)
         if num_returns != 1:
             fn = fn.options(num_returns=num_returns)
         return fn.remote(*args)
+
+    def checkpoint_args(self, host: int) -> tuple:
+        """Arguments of a host's `checkpoint` call: once a host was re-placed, an actor
+        may hold several hosts' agents, so each call names its host's."""
+        return (self.aids(host),) if self.moved else ()
 
     def put(self, value: Any) -> Any:
         """Put `value` in the object store once; hosts receive it by reference."""

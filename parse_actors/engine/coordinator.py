@@ -22,26 +22,28 @@ import simpy
 
 from netem import Network
 from parse_actors import logs
-from parse_actors.agents import AgentSpec, accepted, make_policy, plan_exchange
+from parse_actors.agents import AgentSpec, make_policy
 from parse_actors.agents.model import DROP_KINDS
 from parse_actors.metrics.final_weights import save_final_weights, too_large
 from parse_actors.data import build_federated_data
-from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine import journal
 from parse_actors.engine.api import AgentView
 from parse_actors.engine.backends import InlineBackend, RayBackend
-from parse_actors.engine.batching import CallBatcher
 from parse_actors.engine.discovery import Discovery
+from parse_actors.engine.exchange import Exchange
+from parse_actors.engine.hosts import HostChannel
 from parse_actors.engine.interrupted import Interrupted
+from parse_actors.engine.outputs import write_outputs
 from parse_actors.engine.messages import BranchMessage, CapabilityMessage
 from parse_actors.engine.protocols import PROTOCOLS
+from parse_actors.engine.requests import AddAgents, Evaluate, LastUpdate, Request, SetEvalData, Stepping
 from parse_actors.engine.resume import Resume
 from parse_actors.engine.signals import StopSignals
-from parse_actors.metrics import NetworkEventLog, RunDir, build_summary
+from parse_actors.metrics import NetworkEventLog, RunDir
 from parse_actors.metrics.rundir import NoSpaceStop
-from parse_actors.metrics.plots import write_run_plots
 from parse_actors.metrics.recorder import Recorder
 from parse_actors.scenario import Scenario
+from parse_actors.scenario.protocol import check_payload_budget
 from parse_actors.seeding import derive, torch_seed
 
 
@@ -94,11 +96,9 @@ class Simulation:
         self.run_dir = run_dir
         self.backend_name = backend or scenario.engine.backend
         self.log = logs.get_logger()
-        self.policy = _RememberedPolicy(make_policy(scenario.method, scenario.aggregation))
         self._caps_pool: dict[tuple, dict] = {}  # one dict per distinct capability set (intern_caps)
         self.env = simpy.Environment()
-        self.backend: Any = None
-        self.journal: Any = None  # journal.Journal on Ray (journal.attach)
+        self.hosts: HostChannel | None = None  # batcher, journal and backend (hosts.py), from set-up
         self.recorder = Recorder(run_dir, self.log, scenario.protocol.rounds, resume)
         self.resume = Resume(self, resume)
         self.discovery = Discovery(self)
@@ -111,7 +111,6 @@ class Simulation:
         self._online_events: dict[int, simpy.Event] = {}
         self._gc = _Collector()
         self.flying: dict[int, BranchMessage] = {}  # branch messages sent, not yet resolved
-        self.batcher = CallBatcher(self._submit, lambda: self.env.now)  # one call per host per instant
 
     @property
     def stop_signal(self) -> int | None:
@@ -150,20 +149,23 @@ class Simulation:
                       for a, (spec, _, _) in enumerate(builds)]
         t0 = time.perf_counter()
         backend_cls = RayBackend if self.backend_name == "ray" else InlineBackend
-        self.backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device, sc.engine.batched_stepping)
-        self.journal = journal.attach(self)  # deadlines; a journal to survive lost hosts (Ray)
+        backend = backend_cls(n_hosts, sc.engine.torch_threads, sc.engine.device, sc.engine.batched_stepping)
+        self.hosts = HostChannel(backend, lambda: self.env.now, lambda: self.dry)
+        run_journal = journal.attach(self, backend)  # deadlines; a journal to survive lost hosts (Ray)
         self.host_start_s = time.perf_counter() - t0
         per_host: dict[int, list] = {h: [] for h in range(n_hosts)}
         for v, item in zip(self.views, builds):
             per_host[v.host].append(item)
-        refs = [self.backend.call(h, "add_agents", items) for h, items in per_host.items() if items]
-        common = self.backend.put(self.fd.global_test)  # once into the object store, shared by every host
-        refs += [self.backend.call(h, "set_eval_data", common) for h in per_host]
-        for infos in await self.backend.get(refs):
-            for info in infos or ():
-                v = self.views[info["agent"]]
-                v.capabilities = self.intern_caps(info["capabilities"])
-                v.cost_per_sample = info["cost_per_sample"]
+        with self.hosts.direct() as hosts:  # set-up calls are not journalled: the backend replays them itself
+            refs = [hosts.call(h, AddAgents(items)) for h, items in per_host.items() if items]
+            common = hosts.put(self.fd.global_test)  # once into the object store, shared by every host
+            refs += [hosts.call(h, SetEvalData(common)) for h in per_host]
+            for infos in await hosts.get(refs):
+                for info in infos or ():
+                    v = self.views[info["agent"]]
+                    v.capabilities = self.intern_caps(info["capabilities"])
+                    v.cost_per_sample = info["cost_per_sample"]
+        self.hosts.attach_journal(run_journal)  # from here on: every call journalled, every wait recovers
         self.agents_start_s = time.perf_counter() - t0 - self.host_start_s
         t_net = time.perf_counter()
         self.net = Network.from_config(self.env, sc.network, n_nodes=len(self.views), seed=derive(sc.seed, "network"),
@@ -174,9 +176,10 @@ class Simulation:
         self.network_s = time.perf_counter() - t_net
         for ev in self.fd.modality_schedule:
             self.env.process(self.discovery.modality_event(ev))
+        self.exchange = Exchange(self, make_policy(sc.method, sc.aggregation))
         self.protocol = PROTOCOLS[sc.protocol.mode](self)
         if self.resume.state is not None and "protocol" in self.resume.state:
-            self.protocol.preload(self.resume.state["protocol"])  # what the dry replay needs
+            self.exchange.preload(self.resume.state["protocol"])  # what the dry replay needs
         self._check_budget()
         self._gc.freeze()
         self.log.info("setup", t=0.0, agents=len(self.views), hosts=n_hosts, backend=self.backend_name,
@@ -186,81 +189,34 @@ class Simulation:
                              "time from the wall clock; the same seed will not give the same metrics")
 
     def _check_budget(self) -> None:
-        """A byte budget every branch of every agent (and its capability message) must fit."""
-        budget = self.sc.protocol.payload_budget
-        if not isinstance(budget, int):
-            return
-        from parse_actors.agents import capability_nbytes
-        from parse_actors.agents.budget import check_fits
-        from parse_actors.errors import ScenarioError
-
-        header = self.sc.protocol.header_bytes
-        codecs = self.protocol.codecs
-        for v in self.views:
-            try:
-                check_fits(budget, header, v.capabilities, codecs)
-            except ValueError as e:
-                raise ScenarioError(None, "protocol.payload_budget",
-                                    f"agent {v.aid} ({v.group}): {str(e).split(': ', 1)[1]}") from None
-            cap = header + capability_nbytes(v.capabilities)
-            if cap > budget:
-                raise ScenarioError(None, "protocol.payload_budget",
-                                    f"{budget} bytes cannot carry agent {v.aid}'s capability message "
-                                    f"({cap} bytes with the header)")
+        """A byte budget every branch of every agent (and its capability message) must fit:
+        the rule `parse-sim validate` applies to shapes (scenario/protocol.py)."""
+        check_payload_budget(self.sc.protocol, self.sc.protocol.header_bytes,
+                             [(v.aid, v.group, v.capabilities) for v in self.views])
 
     def _on_restart(self, host: int, reason: str) -> None:
         self.log.warning("host_restart", t=self.env.now, host=host, round=self.round + 1, reason=reason,
                          agents=[v.aid for v in self.views if v.host == host])
 
     # ------------------------------------------------------- services for protocols
-    def call(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
-        """Submit a host call now (virtual-time order); a reference comes back at once.
-        Calls due at the same virtual instant reach each host as one (batching.py):
-        what comes back is a placeholder that `get` (and any later call taking it
-        as an argument) turns into the backend's reference."""
-        if self.dry and method != "set_modalities":
-            return (None,) * num_returns if num_returns > 1 else None
-        return self.batcher.call(host, method, *args, num_returns=num_returns)
-
-    def _submit(self, host: int, method: str, *args: Any, num_returns: int = 1) -> Any:
-        """Where the batcher sends a call: through the journal on Ray (replayed after a lost host)."""
-        if self.journal is not None:
-            return self.journal.call(host, method, *args, num_returns=num_returns)
-        return self.backend.call(host, method, *args, num_returns=num_returns)
-
-    def flush_calls(self) -> None:
-        """Send the held host calls: before anything uses the backend or the journal directly."""
-        self.batcher.flush()
-
-    def refs(self, values: list) -> list:
-        """The backend's references for what `call` returned (held calls sent first)."""
-        return self.batcher.resolve(list(values))
+    def call(self, host: int, req: Request) -> Any:
+        """Submit a host request now (virtual-time order); a placeholder comes back at
+        once (hosts.py: calls of one virtual instant reach each host as one)."""
+        return self.hosts.call(host, req)
 
     async def get(self, refs: list) -> list:
-        refs = self.refs(refs)  # awaiting results sends every held call
-        if self.journal is not None:
-            return await self.journal.get(refs)
-        return await self.backend.get(refs)
+        return await self.hosts.get(refs)
 
     def send(self, src: int, dst: int, nbytes: int, kind: str, msg: Any):
         self.messages["sent"] += 1
         if isinstance(msg, BranchMessage):
             self.flying[id(msg)] = msg
         elif kind == "control":
-            self.protocol.note_control(src, dst, nbytes)
+            self.exchange.note_control(src, dst, nbytes)
         return self.net.send(src, dst, nbytes, kind, payload=msg)
 
     def replay_payload(self, sender: int, rnd: int) -> Any:
         return self.resume.payload(sender, rnd)
-
-    def plan(self, v: AgentView, clock: int) -> dict[int, list[str]]:
-        """Which branches go to which current neighbour, from what this agent has learned."""
-        return plan_exchange(self.policy, v.capabilities, {j: v.known.get(j) for j in self.net.neighbors(v.aid)},
-                             clock)
-
-    def accepted(self, v: AgentView, sender: int, clock: int) -> frozenset[str]:
-        """The branches `v` may merge from `sender` (its policy, applied on receipt)."""
-        return accepted(self.policy, v.capabilities, v.known.get(sender), clock)
 
     def intern_caps(self, caps: dict) -> dict:
         """The one shared dict equal to `caps` (agents of one kind advertise equal
@@ -314,7 +270,7 @@ class Simulation:
             self.discovery.on_message(rec, msg)
         elif isinstance(msg, BranchMessage):
             if msg.choco:  # the sender's copy follows what the receiver got, in this order
-                self.protocol.on_outcome(rec.src, msg.seq, rec.status == "delivered")
+                self.exchange.on_outcome(rec.src, msg.seq, rec.status == "delivered")
             if rec.status == "delivered":
                 self.views[rec.dst].inbox.append(msg)
 
@@ -334,8 +290,7 @@ class Simulation:
         self.run_dir.expect_state(self._param_bytes())  # the disk-full reserve holds a checkpoint
         if self.stop_signal is not None:  # a signal during set-up: stop now that it is over
             raise self.interrupted(self.stop_signal)
-        if self.journal is not None:
-            await self.journal.checkpoint()  # a host lost before the first round restarts from here
+        await self.hosts.snapshot()  # a host lost before the first round restarts from here
         self.steady_start = time.perf_counter()
         self._set_dry(self.resume.state is not None)
         self.run_until(self.env.process(self.discovery.exchange(self.discovery.missing())))
@@ -347,7 +302,7 @@ class Simulation:
 
     async def _stepping_report(self) -> dict:
         """How the hosts stepped their agents (agents/batched.py), summed over hosts."""
-        reports = await self.get([self.call(h, "stepping") for h in range(self.backend.n_hosts)])
+        reports = await self.get([self.call(h, Stepping()) for h in range(self.hosts.n_hosts)])
         stepped = {"batched": 0, "single": 0}
         signatures = {}
         for rep in reports:
@@ -357,14 +312,6 @@ class Simulation:
                 signatures.setdefault((tuple(sig["modalities"]), tuple(sig["archs"]), sig["batch"]), sig)
         return {"mode": self.sc.engine.batched_stepping, "stepped": stepped,
                 "signatures": [signatures[k] for k in sorted(signatures)]}
-
-    async def agent_states(self) -> dict[int, dict]:
-        """Every agent's full state ({agent: Agent.state_dict()}), from every host."""
-        self.flush_calls()  # each host's checkpoint call then goes alone (the backend adapts it for re-placed hosts)
-        states: dict[int, dict] = {}
-        for part in await self.get([self.call(h, "checkpoint") for h in range(self.backend.n_hosts)]):
-            states.update(part)
-        return states
 
     def _param_bytes(self) -> int:
         """Every advertised parameter of every agent, in bytes."""
@@ -379,17 +326,18 @@ class Simulation:
         # skip it without fetching every agent's state (gigabytes at 10,000 agents).
         if too_large(self._param_bytes(), cap, self.log.bind(t=self.env.now), exact=False):
             return
-        save_final_weights(self.run_dir.path, await self.agent_states(), max_mb=cap, log=self.log.bind(t=self.env.now))
+        save_final_weights(self.run_dir.path, await self.hosts.checkpoint(), max_mb=cap, log=self.log.bind(t=self.env.now))
 
     async def _end_of_round(self, rnd: int) -> None:
         """Snapshots, hooks, checkpoints; and where a first SIGINT/SIGTERM stops the run
         (signals.py): with a checkpoint of this round, unless it is the last one, which
         lets the run complete instead (nothing would be left to resume)."""
-        self.flush_calls()  # the round's last merges reach the hosts before snapshots, hooks and checkpoints
+        self.hosts.flush()  # the round's last merges reach the hosts before snapshots, hooks and checkpoints
         self.round = rnd
         last = rnd == self.sc.protocol.rounds - 1
-        if self.journal is not None and (rnd + 1) % self.sc.engine.checkpoint_every == 0 and not last:
-            await self.journal.checkpoint()
+        every_snapshot = self.sc.engine.checkpoint_every
+        if every_snapshot and (rnd + 1) % every_snapshot == 0 and not last:
+            await self.hosts.snapshot()
         for hook in self.hooks:
             hook(self, rnd)
         every = self.sc.output.checkpoint_every
@@ -412,13 +360,13 @@ class Simulation:
         sc = self.sc
         last = rnd == sc.protocol.rounds - 1
         drop = DROP_KINDS if (sc.output.slice_drop == "every" or (sc.output.slice_drop == "final" and last)) else ()
-        refs = [self.call(v.host, "evaluate", v.aid, drop) for v in self.views]
+        refs = [self.call(v.host, Evaluate(v.aid, drop)) for v in self.views]
         conflict_every = sc.output.gradient_conflict_every
         upd_refs = []
         if conflict_every and (rnd + 1) % conflict_every == 0 and stats_refs:
             conflict_keys = self._conflict_keys()
             if conflict_keys:
-                upd_refs = [(aid, self.call(self.views[aid].host, "last_update", aid, conflict_keys))
+                upd_refs = [(aid, self.call(self.views[aid].host, LastUpdate(aid, conflict_keys)))
                             for aid in sorted(stats_refs)]
         results = await self.get(refs)
         train = dict(zip(stats_refs.keys(), await self.get(list(stats_refs.values()))))
@@ -441,112 +389,19 @@ class Simulation:
 
     # ------------------------------------------------------------------ finish
     def _finish(self, wall0: float, complete: bool) -> dict:
+        """The run's tables, summary.json, run.json and plots (outputs.py)."""
         if complete:  # (an incomplete run sends nothing more: its hosts may be gone)
-            self.flush_calls()
-        self.recorder.progress.close()
-        comm_rows = [{"src": r["src"], "dst": r["dst"], "kind": r["tag"], "messages": r["messages"],
-                      "bytes_sent": r["bytes_sent"], "bytes_delivered": r["bytes_delivered"],
-                      "bytes_dropped": r["bytes_dropped"]} for r in self.net.accounting.rows()]
-        budgeted = self.sc.protocol.payload_budget is not None
-        if budgeted:  # branches deferred or never sent, per link and kind (columns added only then)
-            p = self.protocol
-            for r in comm_rows:
-                r["deferred"] = p.deferred.get((r["src"], r["dst"], r["kind"]), 0)
-                r["oversize"] = p.oversize.get((r["src"], r["dst"], r["kind"]), 0)
-            seen = {(r["src"], r["dst"], r["kind"]) for r in comm_rows}
-            for key in sorted((set(p.deferred) | set(p.oversize)) - seen):
-                comm_rows.append({"src": key[0], "dst": key[1], "kind": key[2], "messages": 0, "bytes_sent": 0,
-                                  "bytes_delivered": 0, "bytes_dropped": 0, "deferred": p.deferred.get(key, 0),
-                                  "oversize": p.oversize.get(key, 0)})
-        comm_rows.sort(key=lambda r: (r["src"], r["dst"], r["kind"]))
-        self.recorder.flush()
-        self.run_dir.write_comm(comm_rows, extra=("deferred", "oversize") if budgeted else ())
-        tables = self.recorder.summary_extra()
-        summary = build_summary(
-            scenario=self.sc, rows=self.recorder.rows, comm_rows=comm_rows, rounds=self.round + 1,
-            virtual_time_s=self.env.now, wall_time_s=time.perf_counter() - wall0,
-            header_bytes=self.sc.protocol.header_bytes, messages=self.messages, complete=complete,
-            extra={"protocol": self.sc.protocol.mode,
-                   "compute_time": self.sc.engine.compute_time,
-                   "diverged_agents": tables["diverged_agents"],
-                   **self.protocol.counters(),
-                   "dataset": {k: v for k, v in self.fd.info.items() if k != "cache"},
-                   "slice_drop": tables["slice_drop"],
-                   "gradient_conflict": tables["gradient_conflict"],
-                   **self._payload_summary()},
-        )
-        self.run_dir.write_summary(summary)
-        # How the run was executed: differs between backends, so kept out of summary.json.
-        self.run_dir.write_run_info({
-            "backend": self.backend_name, "hosts": self.backend.n_hosts,
-            "torch_threads": self.sc.engine.torch_threads, "wall_time_s": summary["wall_time_s"],
-            "dataset_cache": self.fd.info.get("cache"),
-            "data_s": self.data_s, "host_start_s": self.host_start_s, "agents_start_s": self.agents_start_s,
-            "network_s": self.network_s,
-            "steady_s": getattr(self, "steady_end", time.perf_counter()) - self.steady_start,
-            "host_restarts": self.journal.restarts if self.journal else 0,
-            "hosts_replaced": self.journal.replaced if self.journal else 0,
-            "host_calls": {"submitted": self.batcher.calls, "sent": self.batcher.sent},
-            "batched_stepping": getattr(self, "stepping", None),
-            "resumed_from_round": self.resume.state["round"] if self.resume.state else None,
-        })
-        if self.sc.output.plots and complete:
-            write_run_plots(self.run_dir.path / "plots", self.recorder.rows, summary, comm_rows)
-        if complete:
-            ckpt.remove(self.run_dir.path)
-            self.resume.on_disk = None
-        self.log.info("finished", t=self.env.now, acc=summary["final_acc"]["mean"], bytes=summary["bytes_total"],
-                      complete=complete)
-        return summary
-
-    def _payload_summary(self) -> dict:
-        """summary.json keys of budgets and compression (only when either is set)."""
-        pc = self.sc.protocol
-        out: dict = {}
-        if pc.payload_budget is not None:
-            b = pc.payload_budget
-            out["payload_budget"] = b if isinstance(b, int) else {"seconds": b.seconds}
-            out.update(self.protocol.payload_counters())
-        if pc.lossy():
-            out["compression"] = {k: str(pc.codec_of(k)) for k in pc.compression}
-            out["compressed_averaging"] = pc.compressed_averaging
-        return out
+            self.hosts.flush()
+        return write_outputs(self, wall0, complete)
 
     def finish_incomplete(self, wall0: float) -> dict:
         """After an interruption: tables and a summary marked incomplete (the checkpoint stays)."""
         return self._finish(wall0, complete=False)
 
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.shutdown()
+        if self.hosts is not None:
+            self.hosts.shutdown()
         self._gc.resume()
-
-
-class _RememberedPolicy:
-    """A sharing policy whose answers are remembered for the current clock. Policies
-    are pure functions of (my capabilities, theirs, clock), and capability dicts are
-    interned (`Simulation.intern_caps`), so each distinct pair is evaluated once per
-    round instead of three times per link (plan on send, acceptance and plan on merge)."""
-
-    def __init__(self, policy: Any):
-        self.policy = policy
-        self.clock: int | None = None
-        self.memo: dict[tuple[int, int], tuple[Any, Any, list[str]]] = {}
-
-    def select(self, mine: Any, theirs: Any, clock: int = 0) -> list[str]:
-        if clock != self.clock:
-            self.memo.clear()
-            self.clock = clock
-        hit = self.memo.get((id(mine), id(theirs)))
-        if hit is None or hit[0] is not mine or hit[1] is not theirs:  # (the memo keeps both alive: ids stay theirs)
-            hit = self.memo[(id(mine), id(theirs))] = (mine, theirs, self.policy.select(mine, theirs, clock))
-        return list(hit[2])
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.policy, name)
-
-    def __repr__(self) -> str:
-        return repr(self.policy)
 
 
 class _Collector:

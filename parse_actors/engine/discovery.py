@@ -13,6 +13,7 @@ from typing import Any
 from parse_actors.agents import capability_nbytes
 from parse_actors.engine.api import CoordinatorAPI
 from parse_actors.engine.messages import CapabilityMessage
+from parse_actors.engine.requests import SetModalities
 
 
 
@@ -73,7 +74,7 @@ class Discovery:
         mods = set(v.modalities)
         mods = mods - {ev.modality} if ev.action == "lose" else mods | {ev.modality}
         v.modalities = tuple(m for m in sim.fd.modalities if m in mods)
-        ref = sim.call(v.host, "set_modalities", v.aid, list(v.modalities))
+        ref = sim.call(v.host, SetModalities(v.aid, list(v.modalities)))
         self.pending.append((v.aid, ref))
         sim.log.info("modality", t=sim.env.now, agent=v.aid, modality=ev.modality, action=ev.action,
                      modalities=list(v.modalities))

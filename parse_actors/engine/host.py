@@ -23,12 +23,9 @@ from parse_actors.agents.choco import ChocoGossip, ChocoMessage, naive_message
 from parse_actors.agents.compression import decode, from_plain, parse_codec, to_plain
 from parse_actors.data.types import AgentData, ModalData
 from parse_actors.engine.batching import run_batch
+from parse_actors.engine.requests import REQUESTS, ExchangeSpec, MergeEntry, MergeSpec
 from parse_actors.seeding import torch_seed
 from parse_actors.tuning import fix_malloc_thresholds
-
-
-TRAIN_CALLS = ("train_and_export", "train_and_exchange")
-"""Host calls that start with `steps` local SGD steps: (aid, steps, batch_size, ...)."""
 
 
 class AgentHost:
@@ -87,14 +84,15 @@ class AgentHost:
         for n, (method, nargs, _) in enumerate(spec):
             args = flat[i:i + nargs]
             i += nargs
-            this = (int(args[1]), int(args[2])) if method in TRAIN_CALLS and int(args[1]) > 0 else None
-            if this is None or this != key or int(args[0]) in runs[start][0]:
+            req = REQUESTS[method].from_args(args) if method in REQUESTS and REQUESTS[method].trains else None
+            this = (int(req.steps), int(req.batch_size)) if req is not None and int(req.steps) > 0 else None
+            if this is None or this != key or int(req.aid) in runs[start][0]:
                 start = n
                 if this is not None:
                     runs[n] = ([], *this)
             key = this
             if this is not None:
-                runs[start][0].append(int(args[0]))
+                runs[start][0].append(int(req.aid))
         try:
             return run_batch(self, spec, flat, before=lambda n: n in runs and self._train_ahead(*runs[n]))
         finally:
@@ -137,15 +135,17 @@ class AgentHost:
         stats["wall_s"] = wall + time.perf_counter() - t0  # used only by compute_time: measured
         return _plain(stats), payload
 
-    def aggregate(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], *payloads: dict) -> dict:
-        """Merge what arrived: metas[i] describes payloads[i] (sender, round, keys, degree)."""
+    def aggregate(self, aid: int, rnd: int, staleness: int | None, my_degree: dict[str, int],
+                  metas: list[MergeEntry], *payloads: dict) -> dict:
+        """Merge what arrived: metas[i] says what to take from payloads[i];
+        `staleness`: rounds an entry may lag `rnd` (None: the protocol bounded it already)."""
         incoming = []
         for meta, payload in zip(metas, payloads):
-            branches = {k: payload[k] for k in meta["keys"] if k in payload}
-            incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
-                                     degree=meta["degree"]))
+            branches = {k: payload[k] for k in meta.keys if k in payload}
+            incoming.append(Incoming(sender=meta.sender, round=meta.round, branches=branches,
+                                     degree=meta.degree))
         with _threads(self.torch_threads):
-            stats = self.agents[aid].aggregate(incoming, my_degree, rnd)
+            stats = self.agents[aid].aggregate(incoming, my_degree, rnd, staleness=staleness)
         return _plain(stats)
 
     # -- compressed exchange (protocol.compression) ----------------------------------
@@ -185,20 +185,21 @@ class AgentHost:
                                for k in keys}
         return out
 
-    def train_and_exchange(self, aid: int, steps: int, batch_size: int, keys: list[str], spec: dict) -> tuple[dict, dict]:
+    def train_and_exchange(self, aid: int, steps: int, batch_size: int, keys: list[str],
+                           spec: ExchangeSpec) -> tuple[dict, dict]:
         """Local SGD, then what goes on the wire when a kind is compressed: `keys` exported
         (dense, or encoded by their kind's codec for the naive baseline) and one CHOCO
-        difference per scheduled (neighbour, key) in `spec["choco"]`. The payload holds
+        difference per scheduled (neighbour, key) in `spec.choco`. The payload holds
         plain types only: {"dense": {key: tensors}, "encoded": {key: plain Encoded},
         "choco": {neighbour: {key: plain Encoded}}}."""
         agent = self.agents[aid]
-        seed, exchange = int(spec["seed"]), int(spec["exchange"])
+        seed, exchange = int(spec.seed), int(spec.exchange)
         with _threads(self.torch_threads):
-            self._outcomes(aid, seed, spec["outcomes"])
+            self._outcomes(aid, seed, spec.outcomes)
             stats, wall = self._train(aid, steps, batch_size)
             t0 = time.perf_counter()
             caps = agent.capabilities()
-            codecs = {k: parse_codec(c) for k, c in spec["codecs"].items()}
+            codecs = {k: parse_codec(c) for k, c in spec.codecs.items()}
             payload: dict = {"dense": {}, "encoded": {}, "choco": {}}
             for k, tensors in agent.export(keys).items():
                 c = codecs.get(caps[k].kind)
@@ -207,18 +208,18 @@ class AgentHost:
                 else:
                     payload["encoded"][k] = to_plain(naive_message(
                         tensors, c, seed=torch_seed(seed, "compress", aid, k, exchange)))
-            if spec["choco"]:
+            if spec.choco:
                 ch = self._gossip(aid, seed)
-                if ch.seq != int(spec["seq0"]):
+                if ch.seq != int(spec.seq0):
                     raise RuntimeError(f"agent {aid}: CHOCO message number {ch.seq}, the coordinator expects "
-                                       f"{spec['seq0']}")
-                for j, k in spec["choco"]:
+                                       f"{spec.seq0}")
+                for j, k in spec.choco:
                     params = dict(agent.net.branches[k].named_parameters())
                     m = ch.message(int(j), k, params, codecs[caps[k].kind], exchange)
                     payload["choco"].setdefault(int(j), {})[k] = to_plain(m.q)
-            if spec.get("sent"):  # priority: change: remember what went to whom
+            if spec.sent:  # priority: change: remember what went to whom
                 by_key: dict[str, list[int]] = {}
-                for j, k in spec["sent"]:
+                for j, k in spec.sent:
                     by_key.setdefault(k, []).append(int(j))
                 tr = self._tracker(aid)
                 for k, nbrs in by_key.items():
@@ -226,43 +227,43 @@ class AgentHost:
         stats["wall_s"] = wall + time.perf_counter() - t0
         return _plain(stats), payload
 
-    def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[dict], spec: dict,
+    def merge_exchange(self, aid: int, rnd: int, my_degree: dict[str, int], metas: list[MergeEntry], spec: MergeSpec,
                        *payloads: dict) -> dict:
         """The compressed counterpart of `aggregate`: dense and naive branches are averaged
         (naive ones decoded first); CHOCO differences are applied to the public copies
-        in `spec["choco"]` order (delivery order), then one consensus step per key of
-        `spec["steps"]` over the neighbours listed there."""
+        in `spec.choco` order (delivery order), then one consensus step per key of
+        `spec.steps` over the neighbours listed there."""
         agent = self.agents[aid]
-        seed = int(spec["seed"])
+        seed = int(spec.seed)
         with _threads(self.torch_threads):
-            self._outcomes(aid, seed, spec["outcomes"])
+            self._outcomes(aid, seed, spec.outcomes)
             incoming = []
             for meta in metas:
-                p = payloads[meta["payload"]]
+                p = payloads[meta.payload]
                 branches = {}
-                for k in meta["keys"]:
+                for k in meta.keys:
                     if k in p["dense"]:
                         branches[k] = p["dense"][k]
                     elif k in p["encoded"]:
                         branches[k] = decode(from_plain(p["encoded"][k]))
-                incoming.append(Incoming(sender=meta["sender"], round=meta["round"], branches=branches,
-                                         degree=meta["degree"]))
-            stats = agent.aggregate(incoming, my_degree, rnd) if incoming else {}
-            if spec["choco"] or spec["steps"]:
+                incoming.append(Incoming(sender=meta.sender, round=meta.round, branches=branches,
+                                         degree=meta.degree))
+            stats = agent.aggregate(incoming, my_degree, rnd, staleness=spec.staleness) if incoming else {}
+            if spec.choco or spec.steps:
                 ch = self._gossip(aid, seed)
                 deg = self.choco_deg[aid]
-                for sender, key, idx, degree, seq in spec["choco"]:
+                for sender, key, idx, degree, seq in spec.choco:
                     q = payloads[idx]["choco"][aid][key]
                     branch = agent.net.branches[key] if key in agent.net.branches else None
                     params = dict(branch.named_parameters()) if branch is not None else None
                     ch.receive(ChocoMessage(int(sender), int(seq), key, from_plain(q)), params)
                     deg[(int(sender), key)] = int(degree)
-                for key, nbrs in spec["steps"].items():
+                for key, nbrs in spec.steps.items():
                     params = dict(agent.net.branches[key].named_parameters())
                     d_i = int(my_degree.get(key, len(nbrs)))
                     w = {int(j): 1.0 / (1 + max(d_i, deg.get((int(j), key), d_i))) for j in nbrs}
-                    ch.step(key, params, w, gamma=spec["gammas"][key], only_fresh=spec["only_fresh"])
-                stats["choco_received"] = len(spec["choco"])
+                    ch.step(key, params, w, gamma=spec.gammas[key], only_fresh=spec.only_fresh)
+                stats["choco_received"] = len(spec.choco)
         return _plain(stats)
 
     def evaluate(self, aid: int, drop_kinds: tuple = ()) -> dict:

@@ -28,7 +28,7 @@ class Journal:
                  needed: Callable[[], dict] | None = None,
                  on_snapshot: Callable[[list[dict], list], None] | None = None,
                  on_replace: Callable[[int, int, str], None] | None = None,
-                 active: Callable[[], bool] | None = None, flush: Callable[[], None] | None = None):
+                 active: Callable[[], bool] | None = None):
         self.backend = backend
         self.entries: list[tuple[int, str, tuple, int, Any]] = []
         self.checkpoints: list[dict] = []  # per host: its agents' states (values, in the driver)
@@ -39,7 +39,6 @@ class Journal:
         self.needed = needed or (lambda: {})
         self.on_snapshot = on_snapshot
         self.active = active or (lambda: True)
-        self.flush = flush or (lambda: None)  # sends calls the coordinator holds back (batching.py)
         self.restarts = 0
         self.replaced = 0
 
@@ -55,15 +54,16 @@ class Journal:
 
         Waits until the snapshots are here (the hosts are idle at a round
         boundary, so this is short): a journal must never start from a
-        snapshot a dying host did not write."""
-        self.flush()  # every call made so far is in this snapshot, none journalled after it
+        snapshot a dying host did not write. The channel (hosts.py) sends the calls it
+        holds first: every call made so far is in this snapshot, none journalled after it."""
         if not self.active():
             return
         for attempt in range(MAX_RECOVERIES + 1):
             if self.checkpoints and self.backend.dead_hosts():
                 self.recover("host found dead at a snapshot")
             needed = self.needed()
-            refs = [self.backend.call(h, "checkpoint") for h in range(self.backend.n_hosts)]
+            refs = [self.backend.call(h, "checkpoint", *self.backend.checkpoint_args(h))
+                    for h in range(self.backend.n_hosts)]
             try:
                 states = await self.backend.get(refs)
                 values = await self.backend.get([self.resolve(r) for r in needed.values()])
@@ -153,10 +153,10 @@ def _lost(e: BaseException, backend: Any) -> str:
     return f"hosts keep failing ({_reason(e)[:200]}){backend.describe()}; {RESUME_HINT}"
 
 
-def attach(sim: Any) -> Journal | None:
-    """Give a Ray run its deadlines and stop check, and its journal (None when
-    engine.checkpoint_every is 0 or the run is inline)."""
-    backend, eng = sim.backend, sim.sc.engine
+def attach(sim: Any, backend: Any) -> Journal | None:
+    """Give a Ray run's backend its deadlines and stop check, and the run its journal
+    (None when engine.checkpoint_every is 0 or the run is inline)."""
+    eng = sim.sc.engine
     if getattr(backend, "name", "") != "ray":
         return None
     backend.timeout_s = eng.ray_timeout_s
@@ -165,7 +165,7 @@ def attach(sim: Any) -> Journal | None:
     if not eng.checkpoint_every:
         return None
     return Journal(backend, sim._on_restart, needed=sim.resume.needed, active=lambda: not sim.dry,
-                   on_snapshot=sim.resume.keep, flush=sim.flush_calls,
+                   on_snapshot=sim.resume.keep,
                    on_replace=lambda h, g, reason: sim.log.warning(
                        "host_replaced", t=sim.env.now, host=h, onto=g, round=sim.round + 1, reason=reason,
                        agents=[v.aid for v in sim.views if v.host == h]))

@@ -14,6 +14,7 @@ from typing import Any
 from parse_actors import logs
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine.api import CoordinatorAPI
+from parse_actors.engine.requests import Capabilities, Restore
 from parse_actors.scenario.fingerprint import fingerprint
 
 
@@ -40,25 +41,26 @@ class Resume:
     async def restore(self) -> None:
         """After replaying the finished periods' timeline: put the agents' saved state back."""
         sim = self.sim
-        sim.flush_calls()  # sensor changes replayed so far reach the hosts before the states go back
         by_host: dict[int, dict] = {}
         for aid, sd in self.state["states"].items():
             by_host.setdefault(sim.views[aid].host, {})[aid] = sd
-        await sim.get([sim.backend.call(h, "restore", part) for h, part in by_host.items()])
-        caps = await sim.get([sim.backend.call(sim.views[a].host, "capabilities", a) for a in range(len(sim.views))])
+        # Straight to the hosts, unjournalled (the journal's snapshot below starts from here);
+        # sensor changes replayed so far are sent first, so they reach the hosts before the states.
+        with sim.hosts.direct() as hosts:
+            await hosts.get([hosts.call(h, Restore(part)) for h, part in by_host.items()])
+            caps = await hosts.get([hosts.call(sim.views[a].host, Capabilities(a)) for a in range(len(sim.views))])
         for v, c in zip(sim.views, caps):
             v.capabilities = sim.intern_caps(c)
         if "protocol" in self.state:
-            sim.protocol.load_state(self.state["protocol"])
+            sim.exchange.load_state(self.state["protocol"])
         sim.round = self.state["round"]
         sim.log.info("resume", t=sim.env.now, from_round=sim.round + 1)
-        if sim.journal is not None:
-            await sim.journal.checkpoint()
+        await sim.hosts.snapshot()
 
     async def save(self, rnd: int) -> None:
         """Period-boundary checkpoint on disk."""
         sim = self.sim
-        states = await sim.agent_states()
+        states = await sim.hosts.checkpoint()
         needed = self.needed()
         values = await sim.get(list(needed.values()))
         payloads = [[s, r, p] for (s, r), p in zip(needed, values)]
@@ -72,7 +74,7 @@ class Resume:
         sim = self.sim
         waiting = [m for v in sim.views for m in v.inbox] + list(sim.flying.values())
         needed = {(m.sender, m.round): m.payload for m in waiting}
-        return dict(zip(needed, sim.refs(list(needed.values()))))  # backend references, not placeholders
+        return dict(zip(needed, sim.hosts.refs(list(needed.values()))))  # backend references, not placeholders
 
     def state_at(self, rnd: int, states: dict[int, dict], payloads: list) -> dict:
         """A checkpoint's content after period `rnd`: `states` every agent's state,
@@ -81,7 +83,7 @@ class Resume:
         rec = {k: list(v) for k, v in sim.recorder.state().items()}
         return {"format": ckpt.FORMAT, "scenario": fingerprint(sim.sc), "round": rnd, "t": sim.env.now,
                 "states": states, "payloads": payloads, **rec, "messages": dict(sim.messages),
-                "protocol": sim.protocol.state(), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
+                "protocol": sim.exchange.state(), "seed": sim.sc.seed, "events_offset": logs.events_offset()}
 
     def keep(self, states: list[dict], payloads: list) -> None:
         """At each Ray snapshot (journal.py): what a checkpoint would hold, kept in

@@ -127,9 +127,9 @@ def check_layout(state: dict, sc: Scenario, where: str) -> None:
         raise bad("messages", "counts of sent, delivered and dropped messages")
     if not isinstance(state.get("protocol"), dict):
         raise bad("protocol", "the protocol's state (a mapping)")
-    from parse_actors.engine.protocols import PROTOCOLS
+    from parse_actors.engine.exchange import Exchange
 
-    problem = PROTOCOLS[sc.protocol.mode].state_problem(state["protocol"])
+    problem = Exchange.state_problem(state["protocol"])
     if problem:
         raise ScenarioError(where, "protocol", problem)
     if state.get("seed") != sc.seed:

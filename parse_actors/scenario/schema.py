@@ -13,7 +13,6 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from netem import NetworkConfig
-from parse_actors.agents.budget import ExchangeConfig
 from parse_actors.agents.config import ARCH_NAMES, AggregationConfig, LossConfig, ModelConfig, OptimConfig
 from parse_actors.agents.methods import METHODS
 from parse_actors.data import DataConfig
@@ -21,6 +20,7 @@ from parse_actors.names import check_modality_names
 from parse_actors.schema import StrictModel
 
 from .errors import _fmt_value
+from .protocol import ProtocolConfig
 
 
 def _known_arch(arch: str) -> str:
@@ -74,27 +74,6 @@ class TrainConfig(StrictModel):
     """Local SGD steps per round (sync) or per cycle (async)."""
     batch_size: int = Field(default=32, ge=1, le=65_536)
     """Minibatch size of each local step."""
-
-
-class ProtocolConfig(ExchangeConfig):
-    mode: Literal["sync", "async"] = "sync"
-    """Gossip protocol: 'sync' = rounds with a barrier (D-PSGD style); 'async' = each agent
-    loops train -> send -> merge at its own pace."""
-    rounds: int = Field(default=15, ge=1, le=1_000_000)
-    """Number of gossip rounds (sync), or of evaluation periods of eval_every_s (async)."""
-    eval_every: int = Field(default=1, ge=1)
-    """sync: evaluate every agent every this many rounds (and always after the last)."""
-    send_buffer: Literal["latest", "all"] = "latest"
-    """async: 'latest' does not queue a branch for a neighbour while its previous version to
-    that neighbour is still in flight (fast agents on thin links send their newest state);
-    'all' queues every version."""
-    eval_every_s: float = Field(default=1.0, gt=0)
-    """async: evaluate every agent every this many virtual seconds; the run lasts rounds x eval_every_s."""
-    header_bytes: int = Field(default=64, ge=0, le=65_536)
-    """Fixed per-message overhead counted on the wire (ids, round, branch index)."""
-    round_timeout_s: Optional[float] = Field(default=None, gt=0)
-    """Barrier deadline after a round starts; messages arriving later are merged
-    the round after (within aggregation.staleness). None: wait for every message."""
 
 
 def _on_off(v):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-import torch
-
-from parse_actors.agents import AggregationConfig, Incoming, make_policy, prioritize
+from parse_actors.agents import AggregationConfig, make_policy, prioritize
 from parse_actors.agents.exchange import accepted, accepts, degrees, plan_exchange
 
 
@@ -67,20 +65,6 @@ def test_accepts_is_the_plan_seen_from_the_receiver(make_agent):
                 assert sent == accepted(policy, caps[j], caps[i], clock)
 
 
-def test_receiver_refuses_on_receipt(make_agent):
-    recv, sender = make_agent("IA", seed=1), make_agent("IAT", seed=2, agent_id=1)
-    keys = ["fission/image/syn", "head/red"]
-    before = {k: recv.export([k])[k] for k in keys}
-    inc = Incoming(sender=1, round=0, branches=sender.export(keys), degree={k: 1 for k in keys},
-                   caps=sender.capabilities())
-    stats = recv.aggregate([inc], {k: 1 for k in keys}, round=0)
-    assert stats["refused_ignored"] == 1 and stats["branches_merged"] == 1
-    syn = recv.export(["fission/image/syn"])["fission/image/syn"]
-    assert all(torch.equal(syn[n], before["fission/image/syn"][n]) for n in syn)
-    red = recv.export(["head/red"])["head/red"]
-    assert not torch.equal(red["weight"], before["head/red"]["weight"])
-
-
 def test_harmony_phase_from_the_shared_clock(make_agent):
     """Two agents given the same clock are in the same phase, whatever their own
     cycle counts; the phase switches at harmony_switch, not before."""
@@ -96,7 +80,3 @@ def test_harmony_phase_from_the_shared_clock(make_agent):
     # a receiver at clock 2 refuses a phase-2 branch; at clock 3 it takes it
     caps_a, caps_b = a.capabilities(), b.capabilities()
     assert not accepts(pa, caps_a, caps_b, 2, "head/task") and accepts(pa, caps_a, caps_b, 3, "head/task")
-    # the receiver's check uses the clock, not its own round / cycle count
-    inc = lambda: [Incoming(1, 5, b.export(["head/task"]), {"head/task": 1}, caps=caps_b)]  # noqa: E731
-    assert a.aggregate(inc(), {"head/task": 1}, round=5, clock=2)["refused_ignored"] == 1
-    assert a.aggregate(inc(), {"head/task": 1}, round=5, clock=3)["branches_merged"] == 1

@@ -14,15 +14,14 @@ import torch
 from parse_actors.agents.budget import (
     Candidate,
     ChangeTracker,
-    ExchangeConfig,
     LinkState,
-    SecondsBudget,
     check_fits,
     kind_order,
     schedule,
     starvation_bound,
 )
 from parse_actors.agents.compression import Codec, wire_nbytes_for
+from parse_actors.scenario.protocol import ExchangeConfig, SecondsBudget
 
 H = 64
 
