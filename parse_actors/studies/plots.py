@@ -147,13 +147,8 @@ def sweep_accuracy(sd: SweepData, configs: dict[str, list[RunData]], groups: lis
             ax.plot(x, y, color=c, ls=ls, lw=1.2, label=label)
         if target is not None:
             ax.axhline(target, color="gray", ls=":", lw=1)
-        ax.set_title(panel, fontsize=9)
-        ax.set_xlabel("virtual time (s)")
-        if idx % ncols == 0:
-            ax.set_ylabel("test accuracy")
-        ax.grid(alpha=0.3)
-    for idx in range(len(panels), nrows * ncols):
-        axes[idx // ncols][idx % ncols].axis("off")
+        _label_panel(ax, idx, ncols, panel, "virtual time (s)", "test accuracy")
+    _hide_unused(axes, len(panels), nrows, ncols)
     handles, labels = axes[0][0].get_legend_handles_labels()
     bottom = _fig_legend(fig, handles, labels, ncol, leg_h)
     fig.suptitle(title, fontsize=10)
@@ -177,6 +172,22 @@ def _fig_legend(fig, handles, labels, ncol: int, height_in: float, title: str = 
                bbox_to_anchor=(0.5, 0.0))
     return height_in / fig.get_figheight()
 
+
+
+def _label_panel(ax, idx: int, ncols: int, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, x label and grid of one panel of a grid; the y label only in the first column
+    (panels share their y axis)."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    if idx % ncols == 0:
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def _hide_unused(axes, used: int, nrows: int, ncols: int) -> None:
+    """Blank the grid's cells past the last panel."""
+    for idx in range(used, nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
 
 def sweep_vs_key(xs_label: str, lines: dict[str, dict[float, list[float | None]]], panels: list[str],
                  panel_lines: dict[str, dict[str, dict[float, list[float | None]]]], path: Path, title: str,
@@ -202,13 +213,8 @@ def sweep_vs_key(xs_label: str, lines: dict[str, dict[float, list[float | None]]
                 continue
             ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] or 0.0 for _, s in keep],
                         color=c, ls=ls, marker="o", ms=4, capsize=3, lw=1.2, label=name)
-        ax.set_title(panel, fontsize=9)
-        ax.set_xlabel(xs_label)
-        if idx % ncols == 0:
-            ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    for idx in range(len(panels), nrows * ncols):
-        axes[idx // ncols][idx % ncols].axis("off")
+        _label_panel(ax, idx, ncols, panel, xs_label, ylabel)
+    _hide_unused(axes, len(panels), nrows, ncols)
     handles, labels = axes[0][0].get_legend_handles_labels()
     bottom = 0.0
     if show_legend and labels:
@@ -344,13 +350,8 @@ def curves_with_bands(panels: dict[str, dict[str, list[list[tuple[int, float, fl
             lo = [max(0.0, m - (h or 0.0)) for m, h, _ in stats]  # an accuracy band stays in [0, 1]
             hi = [min(1.0, m + (h or 0.0)) for m, h, _ in stats]
             ax.fill_between(xs, lo, hi, color=c, alpha=0.15, lw=0)
-        ax.set_title(panel, fontsize=9)
-        ax.set_xlabel(xlabel)
-        if idx % ncols == 0:
-            ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    for idx in range(len(panels), nrows * ncols):
-        axes[idx // ncols][idx % ncols].axis("off")
+        _label_panel(ax, idx, ncols, panel, xlabel, ylabel)
+    _hide_unused(axes, len(panels), nrows, ncols)
     handles, labels = axes[0][0].get_legend_handles_labels()
     bottom = _fig_legend(fig, handles, labels, ncol, leg_h) if labels else 0.0
     fig.suptitle(title, fontsize=10)
