@@ -201,10 +201,17 @@ def fission_terms(
 def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
     """Weight of each term. The CE terms share a unit budget: `ce` gets
     ce_weight / (ce_weight + head_weight), the heads the rest split equally over
-    the agent's heads (red and uni; syn too when `multimodal`). A unimodal agent
+    the agent's heads (red and uni; syn too when `multimodal`). Under `sum` and
+    `residual` the prediction's CE is further divided by the number K of kinds in
+    the prediction: d CE / d logits_k is the CE's whole gradient for each kind of a
+    sum (1/K of it in a mean), so each kind's parameters get the gradient they get
+    under `mean` while the prediction moves K times as far per step. A unimodal agent
     has no `head_syn` or `align` term; their weights are listed as 0."""
     ce, heads = cfg.ce_shares()
     per_head = heads / (3 if multimodal else 2)
+    if cfg.prediction != "mean":  # a sum passes the CE's full gradient to every kind: 1/K of it, as the mean does
+        w = cfg.logit_weights
+        ce /= sum(1 for k in (w.red, w.uni, w.syn if multimodal else 0.0) if k > 0)
     club = cfg.disentangle == "club"
     return {
         "ce": ce,

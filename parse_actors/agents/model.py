@@ -15,6 +15,7 @@ references (`activate`), never the key registry.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -53,18 +54,29 @@ def standardize(z: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class Projection(nn.Linear):
-    """A fission projection with a LayerNorm (no parameters) and/or a ReLU after
-    it: the parameters of the plain `nn.Linear` of `project` fission (same names,
-    shapes, init), so every `project*` variant exchanges the same branches."""
+    """A fission projection with a norm and/or a ReLU after it: the parameters of
+    the plain `nn.Linear` of `project` fission (same names, shapes, init), so every
+    `project*` variant exchanges the same branches.
+
+    The norm is z / sqrt(mean_c z_c^2 + 1) per sample: an RMS norm with a unit
+    floor, parameter-free. It caps a slice's RMS at 1 but never amplifies: a
+    LayerNorm divides the small outputs of a fresh projection by their small
+    std and multiplies the backbone's gradient at init by 3-12x (measured),
+    which is not scale-neutral. With a ReLU the weights start sqrt(2) x torch's
+    default (He init): otherwise the backbone's gradient at init is 0.64-0.9x the
+    monolithic network's on AV audio, below the 1/1.5 bound."""
 
     def __init__(self, in_width: int, out_width: int, norm: bool, relu: bool) -> None:
         super().__init__(in_width, out_width)
         self.norm, self.relu = norm, relu
+        if relu:  # He et al. 2015: a ReLU passes half the units, so sqrt(2) x the weights keeps the scale
+            with torch.no_grad():
+                self.weight.mul_(math.sqrt(2.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = super().forward(x)
         if self.norm:
-            z = F.layer_norm(z, z.shape[-1:])
+            z = z * torch.rsqrt(z.square().mean(-1, keepdim=True) + 1.0)
         return F.relu(z) if self.relu else z
 
 
