@@ -43,6 +43,7 @@ LOGVAR_BOUND = 2.0
 """A CLUB critic's log-variance lies in (-2, 2) (tanh-bounded): on standardised
 slices the likelihood's gradient stays bounded (1/var < e^2)."""
 STANDARDIZE_EPS = 1e-3
+RELU_GAIN = math.sqrt(2.0)
 """Variance floor of the per-channel standardisation in front of the CLUB critics."""
 
 
@@ -71,7 +72,7 @@ class Projection(nn.Linear):
         self.norm, self.relu = norm, relu
         if relu:  # He et al. 2015: a ReLU passes half the units, so sqrt(2) x the weights keeps the scale
             with torch.no_grad():
-                self.weight.mul_(math.sqrt(2.0))
+                self.weight.mul_(RELU_GAIN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = super().forward(x)
