@@ -81,6 +81,14 @@ def test_bad_option_values_refused(section, bad):
         section.model_validate(bad)
 
 
+def test_defaults_are_todays_until_a_measurement_beats_them():
+    """docs/architecture.md: no option beat today's on every preset, so the defaults stay
+    (and with them the metrics of every existing scenario, byte for byte)."""
+    assert ModelConfig().fission == "project"
+    loss = LossConfig()
+    assert (loss.prediction, loss.disentangle, loss.logit_weights) == ("mean", "orthogonal", SliceWeights())
+
+
 # -- exchange -------------------------------------------------------------------------
 def test_project_variants_and_club_leave_the_exchange_alone(make_agent):
     """Every `project*` fission advertises the same keys and signatures (hence the same
