@@ -114,8 +114,11 @@ class Agent:
         if missing:
             raise ValueError(f"agent {self.id}: no input shape for {missing}")
         archs = {m: self._arch_for(m) for m in shapes}
+        extra = {}
+        if self.method_spec.model == "fission" and self.loss_cfg.disentangle == "club":
+            extra["critic_hidden"] = self.loss_cfg.club_hidden  # local CLUB critics (never exchanged)
         self.net: BranchModel = MODELS[self.method_spec.model](
-            self.model_cfg, self.num_classes, shapes, archs, self.seed if init_seed is None else int(init_seed)
+            self.model_cfg, self.num_classes, shapes, archs, self.seed if init_seed is None else int(init_seed), **extra
         )
         self.net.activate(spec.modalities)
         self.net.to(self.device)
@@ -156,11 +159,13 @@ class Agent:
         """Recompute what depends on the active modality set (never per step)."""
         self._keys = self.net.active_keys()
         self._named = {k: dict(self.net.branches[k].named_parameters()) for k in self._keys}
-        self._caps: dict[str, BranchInfo] = {k: self.net.info(k) for k in self._keys}
+        self._caps: dict[str, BranchInfo] = {k: self.net.info(k) for k in self._keys if not self.net.is_local(k)}
         self._cost: float | None = None
         fission = self.method_spec.model == "fission"
         self._weights = term_weights(self.loss_cfg, self.is_multimodal) if fission else {"ce": 1.0}
-        self._clip_params = [p for k in self._keys for p in self._named[k].values()]
+        # clipped apart: the model's parameters, and the local critics' (their own objective)
+        self._clip_params = [p for k in self._keys if not self.net.is_local(k) for p in self._named[k].values()]
+        self._local_params = [p for k in self._keys if self.net.is_local(k) for p in self._named[k].values()]
         self._sig: tuple | None = None  # step_signature's fixed part, recomputed on demand
 
     # -- identity ------------------------------------------------------------------
@@ -243,6 +248,8 @@ class Agent:
             total.backward()
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(self._clip_params, clip, foreach=True)
+                if self._local_params:
+                    torch.nn.utils.clip_grad_norm_(self._local_params, clip, foreach=True)
             opt.step()
             vals = [total.detach(), *(t.detach() for t in terms.values())]
             if sums is None:
@@ -284,7 +291,8 @@ class Agent:
             self._sig = (self._config_sig, mods, tuple(self.net.archs[m] for m in mods),
                          tuple(self.net.input_shapes[m] for m in mods), str(self.device))
         state = self._opt.state
-        return (*self._sig, max(1, min(int(batch_size), n)), tuple(p in state for p in self._clip_params))
+        return (*self._sig, max(1, min(int(batch_size), n)),
+                tuple(p in state for p in (*self._clip_params, *self._local_params)))
 
     def last_update(self, keys: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Flattened parameter change of each branch over the last `train_steps`."""
@@ -346,7 +354,7 @@ class Agent:
     # -- evaluation ------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, data: ModalData, drop_kind: str | None = None, batch_size: int = 512) -> tuple[float, float]:
-        """(accuracy, mean CE) of the prediction; with `drop_kind` the logits of
+        """(accuracy, mean CE) of the prediction (`loss.prediction`); with `drop_kind` the logits of
         that slice kind are left out (a kind the model lacks removes nothing,
         e.g. `syn` for a unimodal agent or any kind for a monolithic model)."""
         if drop_kind is not None and drop_kind not in DROP_KINDS:
@@ -358,9 +366,9 @@ class Agent:
         self._mode(training=False)
         correct = 0
         loss = 0.0
-        w = self.loss_cfg.logit_weights
+        w, mode = self.loss_cfg.logit_weights, self.loss_cfg.prediction
         for s in range(0, n, batch_size):
-            logits = self.net({m: t[s : s + batch_size] for m, t in x.items()}).prediction(w, drop_kind)
+            logits = self.net({m: t[s : s + batch_size] for m, t in x.items()}).prediction(w, drop_kind, mode)
             yb = y[s : s + batch_size]
             loss += float(F.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())

@@ -70,6 +70,8 @@ class Plan:
     batched_s: float = 0.0
     """Probe: seconds per agent-step, batched."""
     why: str = ""
+    local: list[bool] = field(default_factory=list)
+    """Per entry of `params`: a local branch's (a CLUB critic), clipped apart from the model's."""
 
 
 class GroupStepper:
@@ -151,7 +153,8 @@ class GroupStepper:
         single_s = (time.perf_counter() - t0) / (k * n_steps)
         first = singles[0]
         params = [(key, name) for key in first._keys for name, p in first._named[key].items() if p.grad is not None]
-        plan = Plan(exact=False, faster=False, params=params, single_s=single_s)
+        plan = Plan(exact=False, faster=False, params=params, single_s=single_s,
+                    local=[first.net.is_local(key) for key, _ in params])
         try:
             got = self._batched(sig, plan, batch, datas[:k], n_steps)  # the first call pays set-up
         except Exception as e:  # an op without a batching rule, say: step this signature per agent
@@ -236,8 +239,10 @@ class GroupStepper:
                 vals = torch.stack([self._stats_of(a, fn, leaves, i, yb)
                                     for i, (a, yb) in enumerate(zip(agents, ys))])
                 grads = [grads[n] for n in names]
-                if clip is not None:
-                    _clip_(grads, clip, g)
+                if clip is not None:  # the model's parameters and the local critics' apart, as train_steps does
+                    _clip_([gr for gr, local in zip(grads, plan.local) if not local], clip, g)
+                    if any(plan.local):
+                        _clip_([gr for gr, local in zip(grads, plan.local) if local], clip, g)
                 if wd != 0:
                     grads = torch._foreach_add(grads, stacked, alpha=wd)
                 if momentum != 0:

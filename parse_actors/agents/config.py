@@ -64,8 +64,8 @@ class ModelConfig(StrictModel):
     """Width d of one slice at an equal split: the three slices are 3*d wide together, divided by `split_ratio`."""
     split_ratio: SliceRatio = SliceRatio()
     """Relative widths of the red / uni / syn slices (normalised; each slice is at least 1 wide)."""
-    fission: Literal["project", "split"] = "project"
-    """`project`: three linear projections of the backbone output; `split`: the backbone output (3*d wide) is cut into the slices (the paper's code)."""
+    fission: Literal["project", "split", "project_relu", "project_norm"] = "project"
+    """How a backbone's output becomes the three slices. `project`: three linear projections `D_m -> d` (the fission branches `fission/<m>/<kind>`), no nonlinearity between the ReLU backbone and the heads/fusion; `split`: the backbone output (3*d wide, ReLU) is cut into the slices (the paper's code; no fission branches); `project_relu`: the projections followed by a ReLU; `project_norm`: the projections followed by a parameter-free RMS norm with a unit floor (z / sqrt(mean z^2 + 1): caps a slice's scale, never amplifies it; a LayerNorm multiplied the backbone's gradient at init 3-12x), then a ReLU. The `project*` variants have the same branch keys, parameter names and shapes: the exchange and its bytes do not change."""
     backbone_width: int = Field(64, ge=1, le=65_536)
     """Output width D_m of every modality's encoder (`project` fission and the monolithic baselines)."""
     backbone_widths: dict[str, PositiveInt] = {}
@@ -135,6 +135,10 @@ def encoder_weights(arch: str, shape: tuple[int, ...], out: int, cfg: ModelConfi
     raise ValueError(f"unknown encoder architecture {arch!r}")
 
 
+PREDICTIONS = ("mean", "sum", "residual")
+DISENTANGLE = ("orthogonal", "club", "none")
+
+
 class LossConfig(StrictModel):
     """Terms of the PARSE training loss (the monolithic baselines use only the prediction CE).
 
@@ -155,11 +159,19 @@ class LossConfig(StrictModel):
     temperature: float = Field(0.1, gt=0)
     """Temperature of InfoNCE and supcon. Default 0.1, the value of SimCLR / SupCon."""
     lambda_orth: float = Field(0.1, ge=0)
-    """Weight of the orthogonality term: mean squared cross-correlation between a modality's red, uni (and syn) slices. Default 0.1, a regulariser like `lambda_align`."""
+    """Weight of the orthogonality term (`disentangle: orthogonal`): mean squared cross-correlation between a modality's red, uni (and syn) slices. Default 0.1, a regulariser like `lambda_align`."""
     orth_eps: float = Field(1e-3, gt=0)
     """Variance floor of the orthogonality term: each channel is divided by sqrt(var + orth_eps), not by its norm, so a collapsed slice gives 0, not 0/0, and the term's gradient is at most 2/sqrt(batch * orth_eps) in norm. Default 1e-3: a std floor of ~0.03, well below the slices' healthy scale (~0.1..1), attenuating their correlation by < 10%."""
     logit_weights: SliceWeights = SliceWeights()
-    """Weights of the slice kinds' logits in the prediction (normalised over the kinds the agent has)."""
+    """Weights of the slice kinds' logits in the prediction (normalised over the kinds the agent has under `prediction: mean`, plain multipliers under `sum` and `residual`)."""
+    prediction: Literal[PREDICTIONS] = "mean"  # type: ignore[valid-type]
+    """How the kinds' logits make the prediction and what each head is trained on. `mean`: weighted mean of the kinds' logits (each kind's per-modality logits averaged first), every head trained on the label alone; `sum`: the weighted sum of the kinds' logits, heads as under `mean`; `residual`: the sum, with a stop-gradient ladder in the deep supervision: the red head on the label, the uni head on stopgrad(red) + uni, the syn head on stopgrad(red + uni) + syn, so uni learns what red misses and syn what both miss. The budget (`ce_weight`, `head_weight`) is the same under all three; under `sum` and `residual` the prediction's CE share is divided by the number of kinds summed, so each kind's parameters get the gradient they get under `mean` (scale-neutral) while the prediction moves that many times as far. See docs/architecture.md for the measurements."""
+    disentangle: Literal[DISENTANGLE] = "orthogonal"  # type: ignore[valid-type]
+    """The term that keeps the slices of one modality apart. `orthogonal`: mean squared cross-correlation (weight `lambda_orth`); `club`: the CLUB upper bound on mutual information (Cheng et al. 2020, as FactorCL uses it) of (uni, red), (syn, red) and (syn, uni) per modality, weight `lambda_club`, each with a small local Gaussian critic q(other | slice) fitted by its own likelihood (the critic is never exchanged); `none`: no such term."""
+    lambda_club: float = Field(0.1, ge=0)
+    """Weight of the CLUB bound under `disentangle: club` (the slices are standardised per channel first, so the bound is in nats per channel and its gradient is scale-free). Default 0.1, like `lambda_orth`."""
+    club_hidden: int = Field(32, ge=1, le=65_536)
+    """Hidden width of each CLUB critic (an MLP slice -> mean and log-variance of the other slice)."""
 
     @model_validator(mode="after")
     def _ce_budget(self):

@@ -2,13 +2,22 @@
 which branches each one reaches.
 
 PARSE terms:
-  ce        CE of the prediction (weighted mean of the heads' logits)
+  ce        CE of the prediction (the kinds' logits combined by `prediction`:
+            weighted mean, or sum under `sum` / `residual`)
   head_red  CE of the shared red head on each modality's red slice (mean over modalities)
-  head_uni  CE of each unique head (mean over modalities)
-  head_syn  CE of the synergy head (multimodal agents)
+  head_uni  CE of each unique head (mean over modalities); under `residual`, the CE
+            of stopgrad(red) + uni (kind logits as the prediction counts them)
+  head_syn  CE of the synergy head (multimodal agents); under `residual`, of
+            stopgrad(red + uni) + syn
   align     cross-modal alignment of the red slices (multimodal agents; contrastive
             terms x temperature, so their gradient has a CE's scale)
   orth      mean squared cross-correlation between a modality's slices
+            (`disentangle: orthogonal`)
+  club      CLUB upper bound on I(slice; other slice), per modality and pair of
+            `model.CLUB_PAIRS`, in nats per channel (`disentangle: club`); reaches
+            the slices only (critic parameters detached)
+  club_fit  the CLUB critics' own Gaussian negative log-likelihood (weight 1);
+            reaches the critics only (slices detached)
 
 Weights (`term_weights`): the CE terms share a unit budget, ce + the head terms
 = 1, the head share split equally over the heads the agent has; so PARSE's
@@ -23,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import LossConfig
-from .model import FissionOut, MonoOut
+from .model import FissionOut, MonoOut, standardize
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -93,13 +102,6 @@ def alignment(reds: list[torch.Tensor], kind: str, temperature: float, y: torch.
     return torch.stack(terms).mean()
 
 
-def _standardize(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """Centre each channel and divide by sqrt(var + eps): a collapsed channel
-    becomes 0 (not 0/0) and the Jacobian's norm is at most 1/sqrt(eps)."""
-    z = z - z.mean(0, keepdim=True)
-    return z * torch.rsqrt(z.square().mean(0, keepdim=True) + eps)
-
-
 def orthogonality(slices: list[list[torch.Tensor]], eps: float = 1e-3) -> torch.Tensor:
     """Mean squared cross-correlation (over the batch) between every two slices of
     the same modality; 0 when they carry linearly unrelated features. Works for
@@ -111,11 +113,51 @@ def orthogonality(slices: list[list[torch.Tensor]], eps: float = 1e-3) -> torch.
     collapsed (constant) slice gives 0 with a zero gradient."""
     terms = []
     for per_mod in slices:
-        z = [_standardize(s, eps) for s in per_mod]
+        z = [standardize(s, eps) for s in per_mod]
         n = len(z[0])
         for a, b in itertools.combinations(z, 2):
             terms.append((a.T @ b / n).square().mean())
     return torch.stack(terms).mean()
+
+
+def gaussian_nll(mu: torch.Tensor, logvar: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """-log q(o | s) of a diagonal Gaussian q = N(mu, exp(logvar)), per channel and
+    sample, averaged (the constant log(2 pi) / 2 left out): the critic's fit."""
+    return 0.5 * ((o - mu).square() * torch.exp(-logvar) + logvar).mean()
+
+
+def club_bound(mu: torch.Tensor, logvar: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """The CLUB estimate (Cheng et al. 2020, eq. 5) of I(s; o) from the critic's
+    q(o | s_i) = N(mu_i, exp(logvar_i)) on a batch of pairs (s_i, o_i):
+    mean_i log q(o_i | s_i) - mean_{i,j} log q(o_j | s_i), in nats per channel.
+    An upper bound on I(s; o) when q is the true conditional, and up to the fit's
+    error when q is learned. The mean over j of (mu_i - o_j)^2 is
+    (mu_i - mean o)^2 + var o exactly, so the n x n pairs are never formed."""
+    inv = torch.exp(-logvar)
+    pos = (mu - o).square()
+    m1 = o.mean(0, keepdim=True)
+    neg = (mu - m1).square() + (o - m1).square().mean(0, keepdim=True)
+    return (0.5 * (neg - pos) * inv).mean()
+
+
+def _ladder(out: FissionOut, y: torch.Tensor, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """`residual` deep supervision: each kind's head is trained, on top of the
+    detached logits of the kinds before it (red, uni, syn), on what they still
+    miss. A kind weighted 0 in the prediction is trained on the label alone."""
+    w = cfg.logit_weights
+    logits = out.kind_logits()
+    prefix = None
+    terms = {}
+    for kind in ("red", "uni", "syn"):
+        if kind not in logits:
+            continue
+        wk = getattr(w, kind)
+        own = logits[kind] if wk in (0.0, 1.0) else logits[kind] * wk
+        if kind != "red":
+            terms[kind] = F.cross_entropy(own if (prefix is None or wk == 0.0) else prefix.detach() + own, y)
+        if wk != 0.0:
+            prefix = own if prefix is None else prefix + own
+    return terms
 
 
 def fission_terms(
@@ -130,18 +172,23 @@ def fission_terms(
         return not skip_unweighted or w[name] != 0.0
 
     terms: dict[str, torch.Tensor] = {}
+    residual = cfg.prediction == "residual"
+    ladder = _ladder(out, y, cfg) if residual and (want("head_uni") or want("head_syn")) else {}
     if want("ce"):
-        terms["ce"] = F.cross_entropy(out.prediction(cfg.logit_weights), y)
+        terms["ce"] = F.cross_entropy(out.prediction(cfg.logit_weights, mode=cfg.prediction), y)
     if want("head_red"):
         k, n, c = out.red_logits.shape
         terms["head_red"] = F.cross_entropy(out.red_logits.reshape(k * n, c), y.repeat(k))
     if want("head_uni"):
-        terms["head_uni"] = torch.stack([F.cross_entropy(z, y) for z in out.uni_logits]).mean()
+        terms["head_uni"] = ladder["uni"] if residual else torch.stack([F.cross_entropy(z, y) for z in out.uni_logits]).mean()
     if out.syn_logits is not None:
         if want("head_syn"):
-            terms["head_syn"] = F.cross_entropy(out.syn_logits, y)
+            terms["head_syn"] = ladder["syn"] if residual else F.cross_entropy(out.syn_logits, y)
         if want("align"):
             terms["align"] = alignment(out.red, cfg.align, cfg.temperature, y)
+    if out.club is not None and want("club"):
+        terms["club"] = torch.stack([club_bound(mu, lv, o) for _, _, mu, lv, o in out.club]).mean()
+        terms["club_fit"] = torch.stack([gaussian_nll(mu, lv, o) for mu, lv, _, _, o in out.club]).mean()
     if want("orth"):
         if out.syn is not None:
             slices = [[r, u, s] for r, u, s in zip(out.red, out.uni, out.syn)]
@@ -154,17 +201,27 @@ def fission_terms(
 def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
     """Weight of each term. The CE terms share a unit budget: `ce` gets
     ce_weight / (ce_weight + head_weight), the heads the rest split equally over
-    the agent's heads (red and uni; syn too when `multimodal`). A unimodal agent
+    the agent's heads (red and uni; syn too when `multimodal`). Under `sum` and
+    `residual` the prediction's CE is further divided by the number K of kinds in
+    the prediction: d CE / d logits_k is the CE's whole gradient for each kind of a
+    sum (1/K of it in a mean), so each kind's parameters get the gradient they get
+    under `mean` while the prediction moves K times as far per step. A unimodal agent
     has no `head_syn` or `align` term; their weights are listed as 0."""
     ce, heads = cfg.ce_shares()
     per_head = heads / (3 if multimodal else 2)
+    if cfg.prediction != "mean":  # a sum passes the CE's full gradient to every kind: 1/K of it, as the mean does
+        w = cfg.logit_weights
+        ce /= sum(1 for k in (w.red, w.uni, w.syn if multimodal else 0.0) if k > 0)
+    club = cfg.disentangle == "club"
     return {
         "ce": ce,
         "head_red": per_head,
         "head_uni": per_head,
         "head_syn": per_head if multimodal else 0.0,
         "align": cfg.lambda_align if multimodal else 0.0,
-        "orth": cfg.lambda_orth,
+        "club": cfg.lambda_club if club else 0.0,
+        "club_fit": 1.0 if club else 0.0,
+        "orth": cfg.lambda_orth if cfg.disentangle == "orthogonal" else 0.0,
     }
 
 

@@ -15,10 +15,12 @@ references (`activate`), never the key registry.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from parse_actors.names import SLICE_KINDS
@@ -29,6 +31,74 @@ from .branches import BranchInfo, info_of, modset
 from .config import ModelConfig, SliceWeights
 
 DROP_KINDS = SLICE_KINDS  # the kinds whose logits an evaluation may leave out
+PROJECT_FISSIONS = ("project", "project_relu", "project_norm")
+"""Fission variants with projection branches `fission/<m>/<kind>` (all with the same parameters)."""
+CLUB_PAIRS = (("uni", "red"), ("syn", "red"), ("syn", "uni"))
+"""(slice, other) pairs of one modality whose mutual information the CLUB term bounds:
+the other kind's information is removed from the slice (syn pairs: multimodal agents)."""
+CRITIC_ROLE = "critic"
+"""Role (key prefix) of local branches: trained and checkpointed like any branch,
+never advertised nor exchanged (`BranchModel.is_local`)."""
+LOGVAR_BOUND = 2.0
+"""A CLUB critic's log-variance lies in (-2, 2) (tanh-bounded): on standardised
+slices the likelihood's gradient stays bounded (1/var < e^2)."""
+STANDARDIZE_EPS = 1e-3
+RELU_GAIN = math.sqrt(2.0)
+"""Variance floor of the per-channel standardisation in front of the CLUB critics."""
+
+
+def standardize(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """Centre each channel over the batch and divide by sqrt(var + eps): a collapsed
+    channel becomes 0 (not 0/0) and the Jacobian's norm is at most 1/sqrt(eps)."""
+    z = z - z.mean(0, keepdim=True)
+    return z * torch.rsqrt(z.square().mean(0, keepdim=True) + eps)
+
+
+class Projection(nn.Linear):
+    """A fission projection with a norm and/or a ReLU after it: the parameters of
+    the plain `nn.Linear` of `project` fission (same names, shapes, init), so every
+    `project*` variant exchanges the same branches.
+
+    The norm is z / sqrt(mean_c z_c^2 + 1) per sample: an RMS norm with a unit
+    floor, parameter-free. It caps a slice's RMS at 1 but never amplifies: a
+    LayerNorm divides the small outputs of a fresh projection by their small
+    std and multiplies the backbone's gradient at init by 3-12x (measured),
+    which is not scale-neutral. With a ReLU the weights start sqrt(2) x torch's
+    default (He init): otherwise the backbone's gradient at init is 0.64-0.9x the
+    monolithic network's on AV audio, below the 1/1.5 bound."""
+
+    def __init__(self, in_width: int, out_width: int, norm: bool, relu: bool) -> None:
+        super().__init__(in_width, out_width)
+        self.norm, self.relu = norm, relu
+        if relu:  # He et al. 2015: a ReLU passes half the units, so sqrt(2) x the weights keeps the scale
+            with torch.no_grad():
+                self.weight.mul_(RELU_GAIN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = super().forward(x)
+        if self.norm:
+            z = z * torch.rsqrt(z.square().mean(-1, keepdim=True) + 1.0)
+        return F.relu(z) if self.relu else z
+
+
+class ClubCritic(nn.Module):
+    """The variational q(o | s) = N(mu(s), diag exp(logvar(s))) of a CLUB bound: an
+    MLP slice -> hidden -> (mu, logvar), the log-variance tanh-bounded to
+    +-LOGVAR_BOUND. `detach_params` runs it with its parameters cut from the
+    graph: the bound's gradient then reaches the slice only, while the critic
+    learns from its own likelihood (as in CLUB's two optimisers, in one graph)."""
+
+    def __init__(self, slice_width: int, other_width: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(slice_width, hidden)
+        self.out = nn.Linear(hidden, 2 * other_width)
+
+    def forward(self, s: torch.Tensor, detach_params: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        w1, b1, w2, b2 = self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias
+        if detach_params:
+            w1, b1, w2, b2 = w1.detach(), b1.detach(), w2.detach(), b2.detach()
+        mu, raw = F.linear(F.relu(F.linear(s, w1, b1)), w2, b2).chunk(2, -1)
+        return mu, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
 
 
 def _head(in_width: int, num_classes: int, hidden: int) -> nn.Module:
@@ -115,6 +185,11 @@ class BranchModel(nn.Module):
     def active_keys(self) -> list[str]:
         return sorted(self.plan(self.mods))
 
+    @staticmethod
+    def is_local(key: str) -> bool:
+        """A branch that stays with its agent (a CLUB critic): never advertised, never exchanged."""
+        return key.startswith(CRITIC_ROLE + "/")
+
     def info(self, key: str) -> BranchInfo:
         return info_of(key, self.kinds[key], self.branches[key])
 
@@ -153,9 +228,23 @@ class FissionOut:
     """(K, n, C): the shared red head on each modality's red slice."""
     uni_logits: list[torch.Tensor]
     syn_logits: torch.Tensor | None
+    club: list[tuple[torch.Tensor, ...]] | None = None
+    """Training only, with CLUB critics: per (modality, pair) the critic's
+    (mu, logvar) on the detached slice (for its likelihood), (mu, logvar) with
+    detached critic parameters (for the bound), and the detached standardised
+    other slice."""
 
-    def prediction(self, w: SliceWeights, drop: str | None = None) -> torch.Tensor:
-        """Weighted mean of the heads' logits, optionally without one slice kind.
+    def kind_logits(self) -> dict[str, torch.Tensor]:
+        """Each kind's logits as the prediction counts them: red and uni averaged over modalities."""
+        out = {"red": _mean(list(self.red_logits)), "uni": _mean(self.uni_logits)}
+        if self.syn_logits is not None:
+            out["syn"] = self.syn_logits
+        return out
+
+    def prediction(self, w: SliceWeights, drop: str | None = None, mode: str = "mean") -> torch.Tensor:
+        """The kinds' logits combined by `mode` (`LossConfig.prediction`), optionally
+        without one slice kind: `mean` is the weighted mean below; `sum` and
+        `residual` the weighted sum of the kinds present (weights as multipliers).
 
         Each kind the agent has counts once: red = the shared red head averaged
         over modalities, uni = the unique heads averaged over modalities, syn =
@@ -172,7 +261,20 @@ class FissionOut:
             parts.append((w.syn, self.syn_logits))
         if not parts:
             return torch.zeros_like(self.red_logits[0])
-        return _mean([p for _, p in parts], [wk for wk, _ in parts])
+        if mode == "mean":
+            return _mean([p for _, p in parts], [wk for wk, _ in parts])
+        if mode not in ("sum", "residual"):
+            raise ValueError(f"unknown prediction mode {mode!r}")
+        return _weighted_sum(parts)
+
+
+def _weighted_sum(parts: Sequence[tuple[float, torch.Tensor]]) -> torch.Tensor:
+    """sum_k w_k t_k (a weight of 1 multiplies nothing)."""
+    out = None
+    for w, t in parts:
+        t = t if w == 1.0 else t * w
+        out = t if out is None else out + t
+    return out
 
 
 def _mean(ts: Sequence[torch.Tensor], ws: Sequence[float] | None = None) -> torch.Tensor:
@@ -192,8 +294,11 @@ def _mean(ts: Sequence[torch.Tensor], ws: Sequence[float] | None = None) -> torc
 class FissionModel(BranchModel):
     """PARSE: fission into slices, one head per slice kind."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, critic_hidden: int = 0, **kwargs) -> None:
+        """`critic_hidden` > 0 adds a local CLUB critic of that hidden width per
+        (modality, `CLUB_PAIRS` pair) (`LossConfig.disentangle: club`)."""
         super().__init__(*args, **kwargs)
+        self.critic_hidden = int(critic_hidden)
         self.widths = self.cfg.slice_widths()
         self._split_sizes = [self.widths["red"], self.widths["uni"], self.widths["syn"]]
 
@@ -223,11 +328,15 @@ class FissionModel(BranchModel):
         for m in mods:
             keys[f"backbone/{m}/{self.archs[m]}"] = "encoder"
             keys[self.slice_key("head", "uni", m)] = "uni"
-            if self.cfg.fission == "project":
+            if self.cfg.fission in PROJECT_FISSIONS:
                 keys[self.slice_key("fission", "red", m)] = "red"
                 keys[self.slice_key("fission", "uni", m)] = "uni"
                 if multi:
                     keys[self.slice_key("fission", "syn", m)] = "syn"
+            if self.critic_hidden:
+                for s, o in CLUB_PAIRS:
+                    if multi or s != "syn":
+                        keys[f"{CRITIC_ROLE}/{m}/{s}-{o}"] = CRITIC_ROLE
         if multi:
             keys[self.slice_key("fusion", "syn", mods=mods)] = "syn"
             keys[self.slice_key("head", "syn", mods=mods)] = "syn"
@@ -237,6 +346,8 @@ class FissionModel(BranchModel):
         parts = key.split("/")
         if parts[0] == "backbone":
             return "encoder"
+        if parts[0] == CRITIC_ROLE:
+            return CRITIC_ROLE
         if parts[0] == "fission":
             return parts[1] if self.shared else parts[2]
         if parts[0] == "fusion":
@@ -248,12 +359,16 @@ class FissionModel(BranchModel):
         cfg, w, c = self.cfg, self.widths, self.num_classes
         if parts[0] == "backbone":
             m, arch = parts[1], parts[2]
-            out = cfg.width_of(m) if cfg.fission == "project" else sum(self._split_sizes)
+            out = cfg.width_of(m) if cfg.fission in PROJECT_FISSIONS else sum(self._split_sizes)
             return build_encoder(arch, self.input_shapes[m], out, cfg)
         if parts[0] == "fission":
-            if self.shared:
-                return nn.Linear(int(parts[2]), w[parts[1]])
-            return nn.Linear(cfg.width_of(parts[1]), w[parts[2]])
+            d_in, width = (int(parts[2]), w[parts[1]]) if self.shared else (cfg.width_of(parts[1]), w[parts[2]])
+            if cfg.fission == "project":
+                return nn.Linear(d_in, width)
+            return Projection(d_in, width, norm=cfg.fission == "project_norm", relu=True)
+        if parts[0] == CRITIC_ROLE:
+            s, o = parts[2].split("-")
+            return ClubCritic(w[s], w[o], self.critic_hidden)
         if key == "head/red":
             return _head(w["red"], c, cfg.head_hidden)
         if parts[:2] == ["head", "uni"]:
@@ -269,7 +384,7 @@ class FissionModel(BranchModel):
         super().activate(mods)
         b = self.branches
         multi = len(self.mods) >= 2
-        project = self.cfg.fission == "project"
+        project = self.cfg.fission in PROJECT_FISSIONS
         mods = self.mods
         sk = self.slice_key
         self._fast = _Refs(
@@ -289,6 +404,11 @@ class FissionModel(BranchModel):
             head_syn=b[sk("head", "syn", mods=mods)] if multi else None,
             multi=multi,
             project=project,
+            critics=[
+                (i, s, o, b[f"{CRITIC_ROLE}/{m}/{s}-{o}"])
+                for i, m in enumerate(mods) for s, o in CLUB_PAIRS
+                if f"{CRITIC_ROLE}/{m}/{s}-{o}" in b and (multi or s != "syn")
+            ] if self.critic_hidden else [],
         )
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> FissionOut:
@@ -311,7 +431,15 @@ class FissionModel(BranchModel):
         red_logits = f.head_red(torch.stack(reds))
         uni_logits = [head(u) for head, u in zip(f.head_uni, unis)]
         syn_logits = f.head_syn(f.fusion(torch.cat(syns, 1))) if multi else None
-        return FissionOut(reds, unis, syns if multi else None, red_logits, uni_logits, syn_logits)
+        club = None
+        if f.critics and self.training:
+            by_kind = {"red": reds, "uni": unis, "syn": syns}
+            club = []
+            for i, s, o, critic in f.critics:
+                zs = standardize(by_kind[s][i], STANDARDIZE_EPS)
+                zo = standardize(by_kind[o][i], STANDARDIZE_EPS).detach()
+                club.append((*critic(zs.detach()), *critic(zs, detach_params=True), zo))
+        return FissionOut(reds, unis, syns if multi else None, red_logits, uni_logits, syn_logits, club)
 
 
 @dataclass
@@ -319,7 +447,7 @@ class MonoOut:
     embedding: torch.Tensor
     logits: torch.Tensor
 
-    def prediction(self, w: SliceWeights | None = None, drop: str | None = None) -> torch.Tensor:
+    def prediction(self, w: SliceWeights | None = None, drop: str | None = None, mode: str = "mean") -> torch.Tensor:
         """The single head's logits; there are no slice logits to drop."""
         return self.logits
 

@@ -48,7 +48,12 @@ def _run_both(agents, datas, stepper, rounds=3, steps=4, batch=16):
     {"optim": {"clip_grad_norm": 0.01, "weight_decay": 1e-3}},  # clipping binds on every step
     {"optim": {"momentum": 0.0}, "loss": {"align": "cosine"}},
     {"method": "dsgd_full"},  # the monolithic network
-], ids=["parse", "clip-wd", "no-momentum-cosine", "monolithic"])
+    # issue 20's options: the CLUB critics (local branches, clipped apart) and the residual ladder
+    {"loss": {"prediction": "residual", "disentangle": "club", "logit_weights": {"syn": 3}},
+     "model": {"fission": "project_relu"}},
+    {"loss": {"prediction": "sum", "disentangle": "none"}, "model": {"fission": "project_norm"}},
+    {"loss": {"disentangle": "club"}, "optim": {"clip_grad_norm": 0.01}},  # both clips bind on every step
+], ids=["parse", "clip-wd", "no-momentum-cosine", "monolithic", "residual-relu-club", "sum-norm", "club-clip"])
 def test_batched_mlp_agents_end_where_they_would_alone(kw):
     agents, datas = _agents([("image",), ("audio",), ("audio", "image")], **kw)
     stepper = GroupStepper("on")
