@@ -33,6 +33,17 @@ def rows(out: Path, name: str = "metrics.csv") -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def live_events(out: Path) -> list[dict]:
+    """events.jsonl of a run that is still writing it: the whole lines only. A reader can
+    see a line the writer is half-way through (one write per line is atomic against a
+    crash, not against a concurrent read), so what follows the last newline is left out."""
+    try:
+        text = (out / "events.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+
+
 def summary_sans_wall(out: Path) -> dict:
     """summary.json without wall time: what must match between runs of the same seed."""
     s = json.loads((out / "summary.json").read_text())

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from loopback import LoopbackCluster
 from loopback import free_port as _free_port
-from run_helpers import kill_host_after_round
+from run_helpers import kill_host_after_round, live_events
 from run_helpers import summary_sans_wall as _summary_sans_wall
 
 from parse_actors.engine import run_scenario
@@ -48,12 +48,10 @@ def _start_run(out: Path, cluster: LoopbackCluster, *sets: str) -> subprocess.Po
 
 def _wait_for_round(out: Path, proc: subprocess.Popen, rnd: int, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    events = out / "events.jsonl"
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"run ended early: {proc.stderr.read()[-2000:]}")
-        if events.exists() and any(json.loads(line).get("event") == "round" and json.loads(line)["round"] >= rnd
-                                   for line in events.read_text().splitlines() if line.strip()):
+        if any(e.get("event") == "round" and e["round"] >= rnd for e in live_events(out)):
             return
         time.sleep(0.2)
     raise AssertionError(f"round {rnd} not reached in {timeout}s")

@@ -30,6 +30,7 @@ import pytest
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.engine import run_scenario
 from parse_actors.scenario import load_scenario
+from run_helpers import live_events
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -225,11 +226,8 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(full, runs,
 def _wait_for_eval(out: Path, rnd: int, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "events.jsonl").exists():
-            for line in (out / "events.jsonl").read_text().splitlines():
-                if line.endswith("}") and json.loads(line).get("event") == "eval" and \
-                        json.loads(line).get("round") == rnd:
-                    return
+        if any(e.get("event") == "eval" and e.get("round") == rnd for e in live_events(out)):
+            return
         time.sleep(0.05)
     raise AssertionError("no eval event of that round")
 
