@@ -117,6 +117,8 @@ class Agent:
         extra = {}
         if self.method_spec.model == "fission" and self.loss_cfg.disentangle == "club":
             extra["critic_hidden"] = self.loss_cfg.club_hidden  # local CLUB critics (never exchanged)
+        if self.method_spec.model == "fission" and self.loss_cfg.lambda_cross > 0:
+            extra["cross_grad"] = self.loss_cfg.cross_backbone_grad
         self.net: BranchModel = MODELS[self.method_spec.model](
             self.model_cfg, self.num_classes, shapes, archs, self.seed if init_seed is None else int(init_seed), **extra
         )

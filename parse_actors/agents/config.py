@@ -172,6 +172,10 @@ class LossConfig(StrictModel):
     """Weight of the CLUB bound under `disentangle: club` (the slices are standardised per channel first, so the bound is in nats per channel and its gradient is scale-free). Default 0.1, like `lambda_orth`."""
     club_hidden: int = Field(32, ge=1, le=65_536)
     """Hidden width of each CLUB critic (an MLP slice -> mean and log-variance of the other slice)."""
+    lambda_cross: float = Field(0.0, ge=0)
+    """Weight of the cross-modal decorrelation of the uni slices (multimodal agents): the mean squared cross-correlation between each modality's uni slice and every other modality's backbone features (detached), so a uni slice keeps nothing the other modality also sees. The within-modality terms (`disentangle`) cannot say which slice should hold the shared information; the other modality can. Default 0 (off; measured in docs/studies.md, issue 20)."""
+    cross_backbone_grad: float = Field(0.0, ge=0, le=1)
+    """Share of the `lambda_cross` term's gradient that reaches the backbones: the uni slices the term sees are computed from h.detach() + share * (h - h.detach()), the same values with the backbone's gradient scaled. 0 (default): none, the term only chooses what the uni projections read; 1: all of it, which separates no better and keeps synergy from being learned (measured; the backbone's gradient at init is then 3.7-4.6x the monolithic one's at weight 10, seeds 0-3). With `split` fission the uni slice is part of the backbone's output, so 0 leaves the term no gradient at all."""
 
     @model_validator(mode="after")
     def _ce_budget(self):

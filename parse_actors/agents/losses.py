@@ -13,6 +13,10 @@ PARSE terms:
             terms x temperature, so their gradient has a CE's scale)
   orth      mean squared cross-correlation between a modality's slices
             (`disentangle: orthogonal`)
+  cross     mean squared cross-correlation between each modality's uni slice and
+            every other modality's backbone features, detached (multimodal agents,
+            `lambda_cross`); its gradient reaches the backbones at the share
+            `cross_backbone_grad` (none by default: it moves the uni projections)
   club      CLUB upper bound on I(slice; other slice), per modality and pair of
             `model.CLUB_PAIRS`, in nats per channel (`disentangle: club`); reaches
             the slices only (critic parameters detached)
@@ -120,6 +124,22 @@ def orthogonality(slices: list[list[torch.Tensor]], eps: float = 1e-3) -> torch.
     return torch.stack(terms).mean()
 
 
+def cross_decorrelation(unis: list[torch.Tensor], feats: list[torch.Tensor], eps: float = 1e-3) -> torch.Tensor:
+    """Mean, over ordered pairs of modalities (m, m2 != m), of the mean squared
+    cross-correlation between uni slice m and the backbone features of m2, which are
+    detached: the gradient reaches the uni slices only. 0 when no uni slice is
+    linearly related to what another modality sees. Needs >= 2 modalities. Channels
+    are standardised as in `orthogonality` (a collapsed one gives 0, not 0/0)."""
+    terms = []
+    for i, u in enumerate(unis):
+        zu = standardize(u, eps)
+        n = len(zu)
+        for j, h in enumerate(feats):
+            if j != i:
+                terms.append((zu.T @ standardize(h, eps).detach() / n).square().mean())
+    return torch.stack(terms).mean()
+
+
 def gaussian_nll(mu: torch.Tensor, logvar: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
     """-log q(o | s) of a diagonal Gaussian q = N(mu, exp(logvar)), per channel and
     sample, averaged (the constant log(2 pi) / 2 left out): the critic's fit."""
@@ -186,6 +206,9 @@ def fission_terms(
             terms["head_syn"] = ladder["syn"] if residual else F.cross_entropy(out.syn_logits, y)
         if want("align"):
             terms["align"] = alignment(out.red, cfg.align, cfg.temperature, y)
+        if cfg.lambda_cross > 0 and want("cross") and out.feats is not None:  # opt-in; the model's FissionOut has feats
+            unis = out.uni if out.cross_uni is None else out.cross_uni
+            terms["cross"] = cross_decorrelation(unis, out.feats, cfg.orth_eps)
     if out.club is not None and want("club"):
         terms["club"] = torch.stack([club_bound(mu, lv, o) for _, _, mu, lv, o in out.club]).mean()
         terms["club_fit"] = torch.stack([gaussian_nll(mu, lv, o) for mu, lv, _, _, o in out.club]).mean()
@@ -206,7 +229,7 @@ def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
     the prediction: d CE / d logits_k is the CE's whole gradient for each kind of a
     sum (1/K of it in a mean), so each kind's parameters get the gradient they get
     under `mean` while the prediction moves K times as far per step. A unimodal agent
-    has no `head_syn` or `align` term; their weights are listed as 0."""
+    has no `head_syn`, `align` or `cross` term; their weights are listed as 0."""
     ce, heads = cfg.ce_shares()
     per_head = heads / (3 if multimodal else 2)
     if cfg.prediction != "mean":  # a sum passes the CE's full gradient to every kind: 1/K of it, as the mean does
@@ -222,6 +245,7 @@ def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
         "club": cfg.lambda_club if club else 0.0,
         "club_fit": 1.0 if club else 0.0,
         "orth": cfg.lambda_orth if cfg.disentangle == "orthogonal" else 0.0,
+        "cross": cfg.lambda_cross if multimodal else 0.0,
     }
 
 

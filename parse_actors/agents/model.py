@@ -233,6 +233,12 @@ class FissionOut:
     (mu, logvar) on the detached slice (for its likelihood), (mu, logvar) with
     detached critic parameters (for the bound), and the detached standardised
     other slice."""
+    feats: list[torch.Tensor] | None = None
+    """Backbone output per active modality (the cross-modal decorrelation's other side)."""
+    cross_uni: list[torch.Tensor] | None = None
+    """Training only, multimodal agents with `lambda_cross` > 0 and `cross_backbone_grad`
+    < 1: the uni slices recomputed from the backbone output with its gradient scaled
+    (same values); the cross-modal decorrelation uses these."""
 
     def kind_logits(self) -> dict[str, torch.Tensor]:
         """Each kind's logits as the prediction counts them: red and uni averaged over modalities."""
@@ -294,11 +300,14 @@ def _mean(ts: Sequence[torch.Tensor], ws: Sequence[float] | None = None) -> torc
 class FissionModel(BranchModel):
     """PARSE: fission into slices, one head per slice kind."""
 
-    def __init__(self, *args, critic_hidden: int = 0, **kwargs) -> None:
+    def __init__(self, *args, critic_hidden: int = 0, cross_grad: float | None = None, **kwargs) -> None:
         """`critic_hidden` > 0 adds a local CLUB critic of that hidden width per
-        (modality, `CLUB_PAIRS` pair) (`LossConfig.disentangle: club`)."""
+        (modality, `CLUB_PAIRS` pair) (`LossConfig.disentangle: club`);
+        `cross_grad` (the cross-modal decorrelation is on) is the backbones' share of
+        its gradient (`LossConfig.cross_backbone_grad`)."""
         super().__init__(*args, **kwargs)
         self.critic_hidden = int(critic_hidden)
+        self.cross_grad = None if cross_grad is None else float(cross_grad)
         self.widths = self.cfg.slice_widths()
         self._split_sizes = [self.widths["red"], self.widths["uni"], self.widths["syn"]]
 
@@ -413,10 +422,11 @@ class FissionModel(BranchModel):
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> FissionOut:
         f = self._fast
-        reds, unis, syns = [], [], []
+        reds, unis, syns, feats = [], [], [], []
         multi = f.multi
         for m, backbone, pr, pu, ps in f.enc:
             h = backbone(x[m])
+            feats.append(h)
             if f.project:
                 reds.append(pr(h))
                 unis.append(pu(h))
@@ -439,7 +449,22 @@ class FissionModel(BranchModel):
                 zs = standardize(by_kind[s][i], STANDARDIZE_EPS)
                 zo = standardize(by_kind[o][i], STANDARDIZE_EPS).detach()
                 club.append((*critic(zs.detach()), *critic(zs, detach_params=True), zo))
-        return FissionOut(reds, unis, syns if multi else None, red_logits, uni_logits, syn_logits, club)
+        cross_uni = None
+        if self.cross_grad is not None and self.cross_grad != 1.0 and multi and self.training:
+            cross_uni = self._uni_with_scaled_grad(feats, self.cross_grad)
+        return FissionOut(reds, unis, syns if multi else None, red_logits, uni_logits, syn_logits, club, feats,
+                          cross_uni)
+
+    def _uni_with_scaled_grad(self, feats: list[torch.Tensor], g: float) -> list[torch.Tensor]:
+        """The uni slices again, from h.detach() + g (h - h.detach()): the same values,
+        the backbone's gradient scaled by g (none at 0)."""
+        f = self._fast
+        unis = []
+        for h, (m, _, pr, pu, _) in zip(feats, f.enc):
+            hd = h.detach()
+            hg = hd if g == 0.0 else hd + g * (h - hd)
+            unis.append(pu(hg) if f.project else torch.split(hg, self._split_sizes, 1)[1])
+        return unis
 
 
 @dataclass

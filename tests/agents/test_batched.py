@@ -53,7 +53,10 @@ def _run_both(agents, datas, stepper, rounds=3, steps=4, batch=16):
      "model": {"fission": "project_relu"}},
     {"loss": {"prediction": "sum", "disentangle": "none"}, "model": {"fission": "project_norm"}},
     {"loss": {"disentangle": "club"}, "optim": {"clip_grad_norm": 0.01}},  # both clips bind on every step
-], ids=["parse", "clip-wd", "no-momentum-cosine", "monolithic", "residual-relu-club", "sum-norm", "club-clip"])
+    # the cross-modal decorrelation, the backbones getting 0.3 of its gradient
+    {"loss": {"lambda_cross": 10.0, "lambda_align": 1.0, "cross_backbone_grad": 0.3}},
+], ids=["parse", "clip-wd", "no-momentum-cosine", "monolithic", "residual-relu-club", "sum-norm", "club-clip",
+        "cross-backbone-grad"])
 def test_batched_mlp_agents_end_where_they_would_alone(kw):
     agents, datas = _agents([("image",), ("audio",), ("audio", "image")], **kw)
     stepper = GroupStepper("on")

@@ -42,6 +42,11 @@ OPTIONS = {
                                         {"prediction": "residual", "logit_weights": {"syn": 3}, "disentangle": "club"}),
     "synergy_first": ({"fission": "project_relu"},
                       {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1}}),
+    "synergy_first+cross": ({"fission": "project_relu"},
+                            {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1}, "lambda_cross": 10.0}),
+    "synergy_first+cross_backbone": ({"fission": "project_relu"},
+                                     {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1},
+                                      "lambda_cross": 10.0, "cross_backbone_grad": 1.0}),
 }
 """Each option alone (the rest at today's values) and the combinations the measurements compare."""
 
@@ -148,6 +153,16 @@ PROJECT_TOO_SMALL = pytest.mark.xfail(strict=True, reason=(
     "passes the multimodal agent's backbone 0.64-0.95x the monolithic gradient (seed 2: 0.64-0.66 < 1/1.5); "
     "today's default, kept for byte-identity; project_relu (He-scaled) is 0.72-0.99x"))
 LINEAR_PROJECT = ("today", "prediction=sum", "prediction=residual", "disentangle=club", "disentangle=none")
+CROSS_THROUGH_BACKBONE = pytest.mark.xfail(strict=True, reason=(
+    "the cross-modal decorrelation at weight 10 with its whole gradient on the backbones "
+    "(cross_backbone_grad 1) gives the multimodal agent's backbone 3.7-4.6x the monolithic gradient at init "
+    "(measured); the default share 0 keeps it off the backbones (synergy_first+cross)"))
+
+
+def _multimodal_mark(option):
+    if option in LINEAR_PROJECT:
+        return PROJECT_TOO_SMALL
+    return CROSS_THROUGH_BACKBONE if option == "synergy_first+cross_backbone" else None
 
 
 @pytest.mark.parametrize("option", [
@@ -161,7 +176,7 @@ def test_gradient_at_init_within_1_5x_of_monolithic_av_audio(av_audio, option):
 
 
 @pytest.mark.parametrize("option", [
-    pytest.param(o, marks=PROJECT_TOO_SMALL) if o in LINEAR_PROJECT else o for o in OPTIONS])
+    pytest.param(o, marks=_multimodal_mark(o)) if _multimodal_mark(o) else o for o in OPTIONS])
 def test_gradient_at_init_within_1_5x_of_monolithic_multimodal(synthetic_mm, option):
     """Image+audio agent on the synthetic task, where the syn path exists (measured,
     seeds 0-3: the project_relu/norm variants 0.72-0.99, with syn weight 3
