@@ -47,6 +47,34 @@ def test_table_has_its_columns_and_rows(study):
     assert not list(study.glob("*method=dsgd_full*/pid_audit.json"))
 
 
+def test_validation_stop_reads_the_round_of_best_validation_accuracy(study):
+    """The `at the validation stop` columns, recomputed from each cell's metrics.csv: the
+    multimodal agents' test accuracy at the earliest round of their best mean
+    validation accuracy (one seed: the mean is that value)."""
+    from collections import defaultdict
+
+    with open(study / CSV_NAME, newline="") as f:
+        rows = {r["preset"]: r for r in csv.DictReader(f)}
+    for preset in ("synergy", "mixed"):
+        for method in ("parse", "dsgd_full"):
+            cell = next(study.glob(f"*preset={preset}__method={method}__seed=*"))
+            acc, val = defaultdict(list), defaultdict(list)
+            with open(cell / "metrics.csv", newline="") as f:
+                for m in csv.DictReader(f):
+                    if m["group"] == "image+audio" and m["acc"] and m["acc_val"]:
+                        acc[int(m["round"])].append(float(m["acc"]))
+                        val[int(m["round"])].append(float(m["acc_val"]))
+            assert len(val) >= 2  # a choice to make
+            mean_val = {r: sum(v) / len(v) for r, v in val.items()}
+            best = min(r for r in mean_val if mean_val[r] == max(mean_val.values()))
+            want = sum(acc[best]) / len(acc[best])
+            assert float(rows[preset][f"{method}_acc_valstop"]) == pytest.approx(want, abs=1e-6)
+            assert float(rows[preset][f"{method}_round_valstop"]) == best + 1
+        r = rows[preset]
+        assert float(r["diff_valstop"]) == pytest.approx(float(r["parse_acc_valstop"]) - float(r["dsgd_full_acc_valstop"]),
+                                                         abs=1e-6)
+
+
 def test_same_command_resumes_and_keeps_the_table(study, capsys):
     before = (study / CSV_NAME).read_bytes(), (study / MD_NAME).read_bytes()
     capsys.readouterr()

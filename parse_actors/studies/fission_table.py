@@ -10,6 +10,10 @@ Definitions (docs/studies.md repeats them):
   final accuracy (mean over seeds);
 - converged: the multimodal accuracy changed by under 0.5 points over the last 20% of
   the rounds (final minus the value just before that window), counted over seeds;
+- at the validation stop: the multimodal accuracy at the round where the multimodal
+  agents' own validation accuracy (`acc_val`, mean over them) was best, the earliest
+  such round; the test set plays no part in the choice. Every network overfits its
+  864 samples per agent before 100 rounds, so the final round alone misleads;
 - audit columns: means over seeds of each PARSE run's criteria, the untrained
   network's value beside it, and in how many seeds the criterion passed under the
   null-row rule.
@@ -59,6 +63,26 @@ def mm_final(run) -> float | None:
     vals = [run.final(g) for g in multimodal_groups(run)]
     vals = [v for v in vals if v is not None]
     return sum(vals) / len(vals) if vals else None
+
+
+def val_stop(run) -> tuple[int, float] | None:
+    """(round, multimodal test accuracy) at the round of best multimodal validation
+    accuracy (mean over the multimodal groups; the earliest on a tie); None when no
+    round has a validation accuracy."""
+    groups = multimodal_groups(run)
+    if not groups:
+        return None
+    vals = [dict(run.score_curve("acc_val", g)) for g in groups]
+    test = dict(mm_curve(run))
+    best = None
+    for r in sorted(test):
+        vs = [v.get(r) for v in vals]
+        if any(x is None for x in vs):
+            continue
+        v = sum(vs) / len(vs)
+        if best is None or v > best[0]:
+            best = (v, r)
+    return None if best is None else (best[1], test[best[1]])
 
 
 def rounds_to_90(curve: list[tuple[int, float]]) -> int | None:
@@ -122,9 +146,16 @@ def preset_row(runs, preset: str) -> dict:
         curves = [mm_curve(r) for r in by.values()]
         row[f"{name}_rounds90"] = mean_ci([rounds_to_90(c) for c in curves])[0]
         row[f"{name}_converged"] = _count(converged(c) for c in curves)
-    diffs = [mm_final(parse[s]) - mm_final(dsgd[s]) for s in sorted(set(parse) & set(dsgd))
+        stops = [val_stop(r) for r in by.values()]
+        row[f"{name}_acc_valstop"] = mean_ci([st[1] for st in stops if st is not None])[0]
+        row[f"{name}_round_valstop"] = mean_ci([st[0] + 1 for st in stops if st is not None])[0]
+    paired = sorted(set(parse) & set(dsgd))
+    diffs = [mm_final(parse[s]) - mm_final(dsgd[s]) for s in paired
              if mm_final(parse[s]) is not None and mm_final(dsgd[s]) is not None]
     row["diff"], row["diff_ci95"], row["paired_seeds"] = mean_ci(diffs)
+    stop_pairs = [(val_stop(parse[s]), val_stop(dsgd[s])) for s in paired]
+    row["diff_valstop"], row["diff_valstop_ci95"], _ = mean_ci(
+        [p[1] - d[1] for p, d in stop_pairs if p is not None and d is not None])
     p90, d90 = row["parse_rounds90"], row["dsgd_full_rounds90"]
     row["rounds90_ratio"] = p90 / d90 if p90 is not None and d90 else None
     row["accuracy_pass"] = _accuracy_pass(row)
@@ -166,7 +197,8 @@ def table_rows(sweep_dir: Path, presets: list[str]) -> tuple[list[dict], object]
 HEADER = (["preset", "seeds", "seeds_dsgd_full", "parse_acc", "parse_acc_ci95", "dsgd_full_acc", "dsgd_full_acc_ci95",
            "diff", "diff_ci95", "paired_seeds", "parse_acc_all", "dsgd_full_acc_all", "parse_rounds90",
            "dsgd_full_rounds90", "rounds90_ratio", "parse_converged", "dsgd_full_converged", "accuracy_pass",
-           "audited"]
+           "parse_acc_valstop", "dsgd_full_acc_valstop", "diff_valstop", "diff_valstop_ci95", "parse_round_valstop",
+           "dsgd_full_round_valstop", "audited"]
           + [x for col, *_ in AUDIT_COLUMNS for x in (col, f"{col}_ci95", f"{col}_untrained")]
           + ["fusion_sum_threshold"] + [f"{c}_pass" for c, _ in PASSES] + [f"drop_{k}" for k in DROP])
 
@@ -200,14 +232,18 @@ def markdown(study, rows: list[dict], sd) -> str:
         lines += [f"Missing or incomplete cells (not in the table): {', '.join(sd.missing)}", ""]
     lines += ["Multimodal agents' final accuracy on the common test set (mean ± 95% CI over seeds); diff = "
               "PARSE − dsgd_full paired by seed; rounds to 90% of final accuracy; converged = under 0.5 points "
-              "of change over the last 20% of rounds.", "",
+              "of change over the last 20% of rounds; at the validation stop = at the round of the multimodal "
+              "agents' best validation accuracy (mean round in brackets).", "",
               "| preset | PARSE | dsgd_full | diff (paired) | rounds to 90% P / D | converged P / D | accuracy "
-              "criterion |", "|---|---|---|---|---|---|---|"]
+              "criterion | at the validation stop: P / D (rounds) | diff there (paired) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['preset']} | {_ci(r['parse_acc'], r['parse_acc_ci95'])} | "
                      f"{_ci(r['dsgd_full_acc'], r['dsgd_full_acc_ci95'])} | {_ci(r['diff'], r['diff_ci95'])} | "
                      f"{_f(r['parse_rounds90'], 1)} / {_f(r['dsgd_full_rounds90'], 1)} | {r['parse_converged']} / "
-                     f"{r['dsgd_full_converged']} | {_yes(r['accuracy_pass'])} |")
+                     f"{r['dsgd_full_converged']} | {_yes(r['accuracy_pass'])} | {_f(r['parse_acc_valstop'])} / "
+                     f"{_f(r['dsgd_full_acc_valstop'])} ({_f(r['parse_round_valstop'], 0)} / "
+                     f"{_f(r['dsgd_full_round_valstop'], 0)}) | {_ci(r['diff_valstop'], r['diff_valstop_ci95'])} |")
     lines += ["", "PARSE's audit (mean over seeds; in brackets the untrained network of the same seed, the null "
                   "row; `pass` counts seeds passing under the null-row rule).", "",
               "| preset | own-column wins (red+uni) | pass | syn rows win | fusion-sum | pass | syn-pair synergy "
