@@ -139,6 +139,7 @@ def _count(flags) -> str:
 def preset_row(runs, preset: str) -> dict:
     parse, dsgd = _by_seed(runs, preset, "parse"), _by_seed(runs, preset, "dsgd_full")
     row: dict = {"preset": preset, "seeds": len(parse), "seeds_dsgd_full": len(dsgd)}
+    stop = {name: {s: val_stop(r) for s, r in by.items()} for name, by in (("parse", parse), ("dsgd_full", dsgd))}
     for name, by in (("parse", parse), ("dsgd_full", dsgd)):
         m, h, _ = mean_ci([mm_final(r) for r in by.values()])
         row[f"{name}_acc"], row[f"{name}_acc_ci95"] = m, h
@@ -146,14 +147,14 @@ def preset_row(runs, preset: str) -> dict:
         curves = [mm_curve(r) for r in by.values()]
         row[f"{name}_rounds90"] = mean_ci([rounds_to_90(c) for c in curves])[0]
         row[f"{name}_converged"] = _count(converged(c) for c in curves)
-        stops = [val_stop(r) for r in by.values()]
+        stops = list(stop[name].values())
         row[f"{name}_acc_valstop"] = mean_ci([st[1] for st in stops if st is not None])[0]
         row[f"{name}_round_valstop"] = mean_ci([st[0] + 1 for st in stops if st is not None])[0]
     paired = sorted(set(parse) & set(dsgd))
     diffs = [mm_final(parse[s]) - mm_final(dsgd[s]) for s in paired
              if mm_final(parse[s]) is not None and mm_final(dsgd[s]) is not None]
     row["diff"], row["diff_ci95"], row["paired_seeds"] = mean_ci(diffs)
-    stop_pairs = [(val_stop(parse[s]), val_stop(dsgd[s])) for s in paired]
+    stop_pairs = [(stop["parse"][s], stop["dsgd_full"][s]) for s in paired]
     row["diff_valstop"], row["diff_valstop_ci95"], _ = mean_ci(
         [p[1] - d[1] for p, d in stop_pairs if p is not None and d is not None])
     p90, d90 = row["parse_rounds90"], row["dsgd_full_rounds90"]
