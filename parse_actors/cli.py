@@ -73,8 +73,15 @@ def _parser() -> argparse.ArgumentParser:
                          "samples unless the scenario sets it, is reported with its test accuracy); KEY=log:LO:HI:N "
                          "for N log-spaced values, KEY alone for the default 0.01..0.3, 6 values; a choice at an "
                          "edge adds one step past it; repeatable: the product of the values")
+    sw.add_argument("--extend", type=int, metavar="N",
+                    help="with --tune: steps a setting may add past a grid edge its choice sits at, per tune key "
+                         "(default 1; a choice on the new value steps again while steps are left)")
     sw.add_argument("--no-extend", action="store_true",
-                    help="with --tune: do not add a value past a grid edge the choice sits at")
+                    help="with --tune: do not add a value past a grid edge the choice sits at (--extend 0)")
+    sw.add_argument("--early-stop", action="store_true",
+                    help="with --tune: choose, and report, every run at its validation stop (the earliest "
+                         "round of the best mean validation accuracy of all agents), as early stopping on the "
+                         "global validation set would keep it; the test set plays no part in the stop")
     sw.add_argument("--reference", metavar="METHOD",
                     help="reports pair every method with this one, seed by seed (paired-difference 95%% CI and "
                          "the seeds a difference of that size needs); needs a grid over method")
@@ -114,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
     rp.add_argument("--reference", metavar="METHOD",
                     help="sweeps: paired differences against this method (default: the sweep's --reference)")
+    rp.add_argument("--early-stop", action="store_true", default=None,
+                    help="sweeps: read every run at its validation stop (the earliest round of the best mean "
+                         "validation accuracy of all agents) for the choice, the tables and the paired "
+                         "differences (default: as the sweep was run)")
     rp.add_argument("--budget", type=float, metavar="SECONDS",
                     help="sweeps: also compare accuracy at this virtual time, for runs that last different "
                          "virtual times (e.g. sync vs async with stragglers)")
@@ -228,6 +239,19 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def _extend_steps(args) -> int:
+    """--extend N / --no-extend (the same as --extend 0; both together must agree)."""
+    from parse_actors.errors import ScenarioError
+
+    if args.extend is not None and args.no_extend and args.extend != 0:
+        raise ScenarioError("--extend", "", f"--no-extend says 0 steps, --extend says {args.extend}")
+    if args.extend is None:
+        return 0 if args.no_extend else 1
+    if args.extend < 0:
+        raise ScenarioError("--extend", "", f"expected a number of steps >= 0, got {args.extend}")
+    return args.extend
+
+
 def _sweep_cluster(args):
     """--ray-address and the --cell-* flags as ClusterOptions (None: the local pool)."""
     from parse_actors.errors import ScenarioError
@@ -268,7 +292,8 @@ def _cmd_sweep(args) -> int:
         given = [f for f, v in (("SCENARIO", args.scenario), ("--grid", args.grid), ("--tune", args.tune),
                                 ("--seeds", args.seeds), ("--set", args.overrides), ("--out", args.out),
                                 ("--force", args.force), ("--reference", args.reference),
-                                ("--no-extend", args.no_extend)) if v]
+                                ("--no-extend", args.no_extend), ("--extend", args.extend is not None),
+                                ("--early-stop", args.early_stop)) if v]
         if given:
             raise ScenarioError("--resume", "", f"takes the sweep directory only, not {given[0]} (its sweep.json "
                                                 "holds the scenario, grid, seeds and overrides)")
@@ -278,7 +303,8 @@ def _cmd_sweep(args) -> int:
             raise ScenarioError(None, "", "parse-sim sweep needs a SCENARIO file (or --resume OUT)")
         sweep = plan_sweep(args.scenario, args.grid, 1 if args.seeds is None else args.seeds, args.overrides,
                            args.out, args.backend or "inline", args.force, tune_args=args.tune,
-                           reference=args.reference, extend=not args.no_extend)
+                           reference=args.reference, extend=_extend_steps(args),
+                           early_stop=args.early_stop)
     n_points = len(sweep.runs) // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
           f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
@@ -306,7 +332,7 @@ def _cmd_report(args) -> int:
     from parse_actors.studies.report import write_report
 
     out = write_report(Path(args.dir), target=args.target, dpi=args.dpi, budget=args.budget,
-                       reference=args.reference)
+                       reference=args.reference, early_stop=args.early_stop)
     print(f"report: {out} (figures in {out.parent / 'report'})")
     return EXIT_OK
 

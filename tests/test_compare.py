@@ -165,7 +165,7 @@ def test_no_extend_keeps_the_grid(tmp_path):
     sw = plan_sweep(QUICK, ["method=parse,local"], 1, out=tmp_path / "sw", tune_args=["optim.lr=0.1,0.3"],
                     extend=False)
     res = run_sweep(sw, 1, echo=lambda line: None, status=False, cell_runner=_stub_runner)
-    assert res.ran == 4 and json.loads((sw.out / "sweep.json").read_text())["extend"] is False
+    assert res.ran == 4 and json.loads((sw.out / "sweep.json").read_text())["extend"] == 0
     with open(sw.out / "tuned.csv") as f:
         assert {r["method"]: r["at_edge"] for r in csv.DictReader(f)} == {"parse": "optim.lr: upper",
                                                                            "local": "optim.lr: lower"}

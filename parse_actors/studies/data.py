@@ -130,6 +130,7 @@ class SweepData:
     manifest: dict
     runs: list[RunData]
     missing: list[str]
+    early_stop: bool = False  # runs are read at their validation stop (early_stop.py)
 
     @property
     def grid(self) -> dict[str, list]:
@@ -206,12 +207,17 @@ class SweepData:
         return out
 
 
-def load_sweep(sdir: Path) -> SweepData:
+def load_sweep(sdir: Path, early_stop: bool | None = None) -> SweepData:
     """A sweep's manifest and its finished runs; a run without summary.json (not run yet, or
-    still running) is listed as missing, a run whose files are malformed is an error."""
+    still running) is listed as missing, a run whose files are malformed is an error.
+    `early_stop` (default: as the sweep was run, `sweep --early-stop`): each run's summary is
+    read at its validation stop (early_stop.stopped_summary); its curves stay whole."""
+    from parse_actors.studies.early_stop import stopped_summary
+
     sdir = Path(sdir)
     manifest = read_json(sdir / SWEEP_JSON, SWEEP)
     check_sweep_manifest(manifest, sdir / SWEEP_JSON)
+    stop = manifest.get("early_stop") is True if early_stop is None else bool(early_stop)
     runs, missing = [], []
     for entry in manifest.get("runs", []):
         rdir = sdir / entry["dir"]
@@ -225,8 +231,10 @@ def load_sweep(sdir: Path) -> SweepData:
         if not run.summary.get("complete"):
             missing.append(entry["dir"] + " (incomplete)")
             continue
+        if stop:
+            run.summary = stopped_summary(run.summary, run.metrics)
         runs.append(run)
-    return SweepData(sdir, manifest, runs, missing)
+    return SweepData(sdir, manifest, runs, missing, stop)
 
 
 def is_sweep_dir(path: Path) -> bool:

@@ -43,7 +43,8 @@ def default_target(finals: list[float | None]) -> float:
 
 
 def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
-                 budget: float | None = None, reference: str | None = None) -> Path:
+                 budget: float | None = None, reference: str | None = None,
+                 early_stop: bool | None = None) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: no such directory")
@@ -56,7 +57,9 @@ def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
     dirguard.check_entries(path, "report directory")  # before anything in it is read or written
     if is_sweep_dir(path):
         dirguard.check_sweep_entries(path)
-        return sweep_report(load_sweep(path), target, dpi, budget, default_target, reference)
+        return sweep_report(load_sweep(path, early_stop), target, dpi, budget, default_target, reference)
+    if early_stop:
+        raise ReportError("--early-stop: only for a sweep directory (each of its runs is read at its validation stop)")
     if reference is not None:
         raise ReportError("--reference: only for a sweep directory (paired differences are between its methods)")
     if is_run_dir(path):

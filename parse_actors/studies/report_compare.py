@@ -69,7 +69,7 @@ def sections(v: SweepView, reference: str | None) -> list[str]:
     lines = _protocol_note(sd, us, reference)
     if reference is not None:
         lines += _paired_section(v, us, reference)
-    lines += _convergence_section(us)
+    lines += _convergence_section(us, sd.early_stop)
     lines += _curves(v, us)
     return lines
 
@@ -89,7 +89,11 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
             f"{PLATEAU_MIN_ROUNDS} evaluations, its validation accuracy spanned less than {100 * PLATEAU_TOL:g} "
             f"point over the last {100 * PLATEAU_WINDOW:g}% of its evaluations, at least {PLATEAU_MIN_WINDOW} "
             "(plateau rule, studies/compare.py); "
-            "the budget is the scenario's `protocol.rounds`, the same for every method.", ""]
+            "the budget is the scenario's `protocol.rounds`, the same for every method."
+            + (" **Early stopping**: every run is read at its validation stop, the earliest evaluation with the "
+               "best mean validation accuracy of all agents (the set tuning chose on); choices, tables and "
+               "differences use the accuracies there (studies/early_stop.py), the curves the whole run."
+               if sd.early_stop else ""), ""]
 
 
 def _by_seed(runs: list[RunData], group: str | None = None) -> dict[int, float | None]:
@@ -117,7 +121,8 @@ def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
                        "yes" if p.resolved else ("no" if p.half is not None else "n/a"),
                        "n/a" if need is None else (f"{need} (have {p.n})")])
     lines = [f"## Paired differences vs {reference}", "",
-             f"Δ = a setting's final test accuracy minus `{reference}`'s with the same other keys, seed by seed; "
+             f"Δ = a setting's {'test accuracy at its validation stop' if v.sd.early_stop else 'final test accuracy'}"
+             f" minus `{reference}`'s with the same other keys, seed by seed; "
              "mean ± half-width of the 95% t-interval of the per-seed differences (n-1 degrees of freedom). "
              "Resolved: the interval excludes 0. Seeds for 80% power: the fewest paired seeds that detect a true "
              "difference of the observed size at alpha 0.05 given the observed SD of Δ "
@@ -131,7 +136,7 @@ def _rest(setting: dict) -> tuple:
     return tuple((k, dump_value(v)) for k, v in setting.items() if k != "method")
 
 
-def _convergence_section(us: list[Unit]) -> list[str]:
+def _convergence_section(us: list[Unit], early_stop: bool = False) -> list[str]:
     col = val_column([r for _, _, runs in us for r in runs])
     lines = ["## Convergence", ""]
     if col is None:
@@ -157,7 +162,9 @@ def _convergence_section(us: list[Unit]) -> list[str]:
               "ran out of budget: its final numbers are not converged ones, and a longer budget may change them.",
               ""]
     return lines + md_table(["setting", "seeds converged", "mean stop (evaluation)", "evaluations run",
-                             "test acc at stop (95% CI)", "test acc at end (95% CI)"], rows)
+                             "test acc at stop (95% CI)",
+                             "test acc at validation stop (95% CI)" if early_stop else "test acc at end (95% CI)"],
+                            rows)
 
 
 def _curves(v: SweepView, us: list[Unit]) -> list[str]:

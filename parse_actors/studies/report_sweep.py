@@ -99,7 +99,8 @@ def _final_table(v: SweepView) -> list[str]:
                 fmt_ci([r.summary.get("bytes_total", 0) / 2**20 for r in runs], 1),
                 fmt_ci([r.summary.get("virtual_time_s") for r in runs], 2)]
         rows.append(row)
-    title = "## Final accuracy per setting" + (" (every tune value)" if sd.tune_keys else "")
+    title = (("## Accuracy at the validation stop per setting" if sd.early_stop else "## Final accuracy per setting")
+             + (" (every tune value)" if sd.tune_keys else ""))
     lines = [title, ""] + md_table(header, rows)
     if budget is not None:
         lines += [f"Runs lasted different virtual times; `all @ {budget:.2f} s` is the accuracy of the last "
@@ -175,15 +176,17 @@ def _vs_key(v: SweepView, key: str, xlabel: str, scale: float, is_grid: bool) ->
     series, series_b, names = _vs_key_series(v, key, scale, is_grid, line_keys, panels)
     s = slug(key)
     legend = ", ".join(sd.short_key(k) for k in line_keys)
+    what = "accuracy at the validation stop" if sd.early_stop else "final accuracy"
     plots.sweep_vs_key(xlabel, {n: {} for n in names}, panels, series, v.figs / f"final_acc_vs_{s}.png",
-                       f"{name}: final accuracy vs {xlabel} (error bars: 95% CI over seeds)", "final test accuracy",
+                       f"{name}: {what} vs {xlabel} (error bars: 95% CI over seeds)",
+                       "test accuracy at the validation stop" if sd.early_stop else "final test accuracy",
                        dpi, legend_title=legend)
-    lines = [f"## Final accuracy vs {xlabel}", ""]
+    lines = [f"## {what[0].upper() + what[1:]} vs {xlabel}", ""]
     xs_sorted = sorted({x for p in series.values() for d in p.values() for x in d})
     tab_rows = [[ln] + [fmt_ci(series["all agents"][ln].get(x, [])) for x in xs_sorted] for ln in names]
     lines += ["All agents, mean ± 95% CI over seeds:", ""]
     lines += md_table([legend or "setting"] + [f"{x:.3g}" for x in xs_sorted], tab_rows)
-    fig_link(lines, f"final_acc_vs_{s}.png", f"final accuracy vs {xlabel}")
+    fig_link(lines, f"final_acc_vs_{s}.png", f"{what} vs {xlabel}")
     if budget is not None:
         plots.sweep_vs_key(xlabel, {n: {} for n in names}, panels, series_b, v.figs / f"acc_at_budget_vs_{s}.png",
                            f"{name}: accuracy at {budget:.2f} s virtual vs {xlabel}", "test accuracy at budget",

@@ -42,6 +42,17 @@ def _edge_text(sd: SweepData, c: Choice) -> str:
     return "; ".join(parts) or "inside the grid"
 
 
+def _stop_text(runs: list) -> str:
+    """Median validation-stop round of `runs` of the last round they ran, e.g. `35 of 59`."""
+    stops = sorted(r.summary["stop"]["round"] for r in runs if r.summary.get("stop"))
+    if not stops:
+        return "end (no stop)"
+    n = len(stops)
+    med = stops[n // 2] if n % 2 else (stops[n // 2 - 1] + stops[n // 2]) / 2
+    last = max(r.summary["stop"]["last_round"] for r in runs if r.summary.get("stop"))
+    return f"{med:g} of {last}"
+
+
 def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
     """Per setting: the tune values chosen on validation accuracy and test accuracy there."""
     choices = tuned_choices(sd)
@@ -62,24 +73,32 @@ def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
              "over seeds. The figures and the bytes, time-to-target, conflict and slice-drop tables below show each "
              "setting at its tuned values; the full table and the plots against numeric keys show every value.",
              ""]
+    if sd.early_stop:
+        lines += ["**Early stopping**: every run is read at its validation stop, the earliest evaluation with the "
+                  "best mean validation accuracy of all agents on the set the choice is made on; the validation "
+                  "and test accuracies here are those of that evaluation (`stop round`: the median over the "
+                  "chosen value's seeds, of the evaluations the runs made).", ""]
     if protocol:
         lines += ["A choice at the smallest or largest value of a numeric tune key means the grid did not bracket "
                   "the optimum: the sweep then ran one more step past that edge for that setting (the grid's "
-                  "outermost ratio) and chose again; `grid edge` says what happened.", ""]
+                  "outermost ratio) and chose again, as many times as `sweep --extend` allows; `grid edge` says "
+                  "what happened.", ""]
     header = (["setting", "chosen", "validation acc", "seeds", "all agents (95% CI)"]
-              + [f"{g} (95% CI)" for g in groups] + (["agents' validation", "grid edge"] if protocol else []))
+              + [f"{g} (95% CI)" for g in groups] + (["agents' validation", "grid edge"] if protocol else [])
+              + (["stop round"] if sd.early_stop else []))
     rows = []
     for c in choices:
         label = setting_label(sd, c.setting)
         if c.chosen is None:
             rows.append([label, "none (no validation accuracy)", "n/a", 0, "n/a"] + ["n/a"] * len(groups)
-                        + (["n/a", ""] if protocol else []))
+                        + (["n/a", ""] if protocol else []) + (["n/a"] if sd.early_stop else []))
             continue
         runs = c.runs
         av = c.chosen.agent_val
         rows.append([label, tune_text(sd, c.chosen.values), f"{c.chosen.val:.3f}", len(runs),
                      fmt_ci([r.final() for r in runs])] + [fmt_ci([r.final(g) for r in runs]) for g in groups]
-                    + (["n/a" if av is None else f"{av:.3f}", _edge_text(sd, c)] if protocol else []))
+                    + (["n/a" if av is None else f"{av:.3f}", _edge_text(sd, c)] if protocol else [])
+                    + ([_stop_text(runs)] if sd.early_stop else []))
     lines += md_table(header, rows)
     if not choices:
         return lines + ["No complete run yet.", ""]

@@ -42,6 +42,7 @@ from parse_actors.metrics.rundir import RunDirError
 from parse_actors.metrics.summary import KINDS
 from parse_actors.data.config import DEFAULT_GLOBAL_VAL
 from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
+from parse_actors.studies.early_stop import stopped_summary
 from parse_actors.studies.grid import (
     GridPoint,
     add_tune,
@@ -53,6 +54,7 @@ from parse_actors.studies.grid import (
     merge_grids,
 )
 from parse_actors.studies.pool import DriverSignals, run_pool
+from parse_actors.studies.readers import read_table
 from parse_actors.studies.progress import SweepProgress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +89,8 @@ class Sweep:
     tune: list[str] = field(default_factory=list)
     extensions: list[dict] = field(default_factory=list)  # tune values added past a grid edge (tune.py)
     reference: str | None = None  # the method paired differences are taken against (`--reference`)
-    extend: bool = True  # add a tune value past an edge the choice lands on
+    extend: int = 1  # tune values a setting may add past an edge its choice lands on, per key
+    early_stop: bool = False  # choices and tables read each run at its validation stop (early_stop.py)
 
     @property
     def pending(self) -> list[PlannedRun]:
@@ -101,13 +104,16 @@ class Sweep:
 
 def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, overrides: list[str] | None = None,
                out: str | Path | None = None, backend: str = "inline", force: bool = False,
-               tune_args: list[str] | None = None, reference: str | None = None, extend: bool = True) -> Sweep:
+               tune_args: list[str] | None = None, reference: str | None = None, extend: int = 1,
+               early_stop: bool = False) -> Sweep:
     """Validate every grid point and decide, per run, whether it is done, new, resumable.
     `tune_args` (`--tune KEY=V1,V2`, `KEY=log:LO:HI:N`, `KEY`) are swept like grid keys and
     chosen per setting on validation accuracy when the results are read
     (parse_actors.studies.tune); a sweep with them gets a global validation set
     (`data.global_val_size=300`, added to the overrides) unless the scenario, an override
-    or the grid sets one. `reference`: the method reports pair every other one with."""
+    or the grid sets one. `reference`: the method reports pair every other one with.
+    `extend`: steps past a grid edge per setting and key (0: none); `early_stop`: read every
+    run at its validation stop."""
     path = Path(scenario_file)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError("--seeds", "", f"expected a positive number of seeds, got {seeds!r}")
@@ -117,7 +123,10 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
         overrides.append(f"data.global_val_size={DEFAULT_GLOBAL_VAL}")
     _check_reference(reference, grid)
     sweep = _plan(path, grid, tune, seeds, overrides, out, backend, force)
-    sweep.reference, sweep.extend = reference, extend
+    extend = int(extend) if isinstance(extend, bool) else extend  # true/false: one step / none
+    if not isinstance(extend, int) or extend < 0:
+        raise ScenarioError("--extend", "", f"expected a number of steps >= 0, got {extend!r}")
+    sweep.reference, sweep.extend, sweep.early_stop = reference, extend, bool(early_stop)
     return sweep
 
 
@@ -156,7 +165,8 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
         grid = {k: [parse_yaml(t, "value") for t in texts] for k, texts in manifest["grid_text"].items()}
         seeds, tune = [int(x) for x in manifest["seeds"]], list(manifest.get("tune") or [])
         extensions = list(manifest.get("extensions") or [])
-        reference, extend = manifest.get("reference"), bool(manifest.get("extend", True))
+        reference, extend = manifest.get("reference"), int(manifest.get("extend", 1))  # true/false before steps
+        early_stop = manifest.get("early_stop") is True
         overrides, stored = list(manifest.get("overrides") or []), str(manifest["scenario"])
         names = [r["dir"] for r in manifest["runs"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ScenarioError) as e:
@@ -168,7 +178,7 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
         raise SweepError(f"{out}: cannot resume: its scenario file {stored} is not there (from here)")
     sweep = _plan(path, grid, tune, seeds, overrides, out, backend or manifest.get("backend") or "inline", False,
                   extensions)
-    sweep.reference, sweep.extend = reference, extend
+    sweep.reference, sweep.extend, sweep.early_stop = reference, extend, early_stop
     if [r.point.name for r in sweep.runs] != names:
         raise SweepError(f"{out}: cannot resume: {path} now gives other cells than {SWEEP_JSON} lists "
                          "(the file changed since the sweep began); run the sweep again into another --out")
@@ -312,7 +322,8 @@ def run_sweep(sweep: Sweep, parallel: int | None = None, echo: Callable[[str], N
     """Run the pending cells of `sweep` in the local pool, or on Ray with `cluster`;
     sweep.json first, sweep.csv after every cell. `verbose`: a line per finished cell;
     `status`: the status line (progress.py). With --tune, a choice at a grid edge then adds
-    one value past it for that setting and runs it (`extend_tuning`). `cell_runner`
+    one value past it for that setting and runs it (`extend_tuning`), up to `sweep.extend`
+    times per setting and key. `cell_runner`
     replaces the local pool (pool.run_pool's signature; tests)."""
     if cluster is None or not sweep.pending:
         return _locked(sweep, None, parallel, echo, worker_verbosity, None, verbose, status, cell_runner)
@@ -326,16 +337,17 @@ def _locked(sweep: Sweep, ray, parallel, echo, *args) -> SweepResult:
     sweep.out.mkdir(parents=True, exist_ok=True)
     with _lock(sweep.out):
         res = _run_sweep(sweep, ray, parallel, echo, *args)
-        if res.interrupted is None and sweep.tune and sweep.extend:
+        while res.interrupted is None and sweep.tune and sweep.extend:
             added = extend_tuning(sweep)
-            if added:
-                for r in sweep.runs:  # what just ran is done: only the new cells run now
-                    if r.state != "done" and _complete(r.dir):
-                        r.state = "done"
-                echo(f"tuning: {len(added)} choice(s) at a grid edge; adding "
-                     + "; ".join(f"{_ext_text(e)}" for e in added))
-                more = _run_sweep(sweep, ray, parallel, echo, *args)
-                res = SweepResult(res.ran + more.ran, res.skipped, res.failed + more.failed, more.interrupted)
+            if not added:
+                break
+            for r in sweep.runs:  # what just ran is done: only the new cells run now
+                if r.state != "done" and _complete(r.dir):
+                    r.state = "done"
+            echo(f"tuning: {len(added)} choice(s) at a grid edge; adding "
+                 + "; ".join(f"{_ext_text(e)}" for e in added))
+            more = _run_sweep(sweep, ray, parallel, echo, *args)
+            res = SweepResult(res.ran + more.ran, res.skipped, res.failed + more.failed, more.interrupted)
         return res
 
 
@@ -345,21 +357,25 @@ def _ext_text(e: dict) -> str:
 
 
 def _done_runs(sweep: Sweep) -> list:
+    """The complete runs, each with its summary (read at its validation stop with --early-stop)."""
     runs = []
     for r in sweep.runs:
         s = read_summary(r.dir)
         if s and s.get("complete"):
+            if sweep.early_stop:
+                s = stopped_summary(s, read_table(r.dir / "metrics.csv"))
             runs.append(_Done(r.point.params, r.point.seed, s))
     return runs
 
 
 def extend_tuning(sweep: Sweep) -> list[dict]:
     """Add to `sweep` (its runs and sweep.json) one tune value past the edge each setting's
-    choice sits at (tune.edge_extensions); returns the extensions added."""
+    choice sits at (tune.edge_extensions, at most `sweep.extend` per setting and key);
+    returns the extensions added."""
     from parse_actors.studies.tune import choose, edge_extensions
 
     choices = choose(_done_runs(sweep), sweep.grid, sweep.tune, sweep.extensions)
-    new = edge_extensions(choices, sweep.grid, sweep.tune)
+    new = edge_extensions(choices, sweep.grid, sweep.tune, sweep.extend)
     if not new:
         return []
     from parse_actors.scenario import apply_override, load_document
@@ -512,7 +528,8 @@ def write_manifest(sweep: Sweep) -> None:
         "tune": sweep.tune,
         **({"extensions": sweep.extensions} if sweep.extensions else {}),
         **({"reference": sweep.reference} if sweep.reference else {}),
-        **({} if sweep.extend else {"extend": False}),
+        **({} if sweep.extend == 1 else {"extend": sweep.extend}),
+        **({"early_stop": True} if sweep.early_stop else {}),
         "seeds": sweep.seeds,
         "overrides": sweep.overrides,
         "backend": sweep.backend,
@@ -611,7 +628,8 @@ def tuned_rows(grid: dict[str, list], tune: list[str], runs: list,
     validation accuracy (`select_on`: gval, the global validation set, or val, the agents'
     splits), that score, the agents' own validation accuracy, test accuracy there (mean and
     95% CI over seeds), the edge extension (`extended`: `KEY: lower|upper FROM -> TO`) and
-    whether the choice still sits at an edge (`at_edge`: `KEY: lower|upper`)."""
+    whether the choice still sits at an edge (`at_edge`: `KEY: lower|upper`); with runs read
+    at their validation stop, the chosen runs' stop rounds (`stop_rounds`, by seed)."""
     from parse_actors.studies.tune import choose
 
     choices = choose(runs, grid, tune, extensions)
@@ -625,6 +643,8 @@ def tuned_rows(grid: dict[str, list], tune: list[str], runs: list,
     header = (other + [f"chosen.{k}" for k in tune] + ["val_acc_mean", "seeds", "acc_mean", "acc_ci95"]
               + [x for g in groups for x in (f"acc_{g}", f"acc_{g}_ci95")]
               + ["select_on", "agent_val_acc_mean", "extended", "at_edge", "candidates_val"])
+    stopped = any("stop" in r.summary for c in choices for r in c.runs)
+    header += ["stop_rounds"] if stopped else []
     rows = []
     for c in choices:
         ch = c.chosen
@@ -639,7 +659,9 @@ def tuned_rows(grid: dict[str, list], tune: list[str], runs: list,
         rows.append([c.setting[k] for k in other] + [ch.values[k] if ch else None for k in tune]
                     + [ch.val if ch else None, ch.n if ch else 0, m, h]
                     + [x for mg, hg, _ in per_g for x in (mg, hg)]
-                    + [c.on, ch.agent_val if ch else None, ext, edge, cands])
+                    + [c.on, ch.agent_val if ch else None, ext, edge, cands]
+                    + ([";".join(str((r.summary.get("stop") or {}).get("round", "")) for r in c.runs)]
+                       if stopped else []))
     return header, rows
 
 

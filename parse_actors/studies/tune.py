@@ -26,9 +26,10 @@ Rules, so that a choice can be checked by hand:
   smallest or the largest of its values, the grid does not bracket the
   optimum: the sweep adds one more step beyond that edge for that setting
   (the grid's ratio between its two outermost values when all are positive,
-  else their difference), runs it, and chooses again (`edge_extensions`). Once
-  per setting and key; a choice still at the edge after it is said so
-  (`at_edge` in tuned.csv).
+  else their difference), runs it, and chooses again (`edge_extensions`). Up to
+  `sweep --extend N` steps per setting and key (1 unless said): a choice that
+  lands on the new value steps again; a choice still at the edge after the
+  last step is said so (`at_edge` in tuned.csv).
 """
 
 from __future__ import annotations
@@ -174,25 +175,30 @@ def step_beyond(values: list, edge: str) -> Any:
     return float(f"{x:.3g}")
 
 
-def edge_extensions(choices: list[Choice], grid: dict[str, list], tune_keys: list[str]) -> list[dict]:
+def edge_extensions(choices: list[Choice], grid: dict[str, list], tune_keys: list[str],
+                    max_steps: int = 1) -> list[dict]:
     """The candidates to add: for each setting whose chosen value of a numeric tune key sits at
-    an edge of the grid's values and has no extension for that key yet, one step beyond it
-    (the other tune keys at their chosen values). JSON-ready (sweep.json `extensions`)."""
+    an edge of the values it has (the grid's and its earlier extensions'), one step beyond it
+    (the other tune keys at their chosen values), while that setting has had fewer than
+    `max_steps` extensions of that key. JSON-ready (sweep.json `extensions`)."""
     out = []
     for c in choices:
         if c.chosen is None:
             continue
-        done = {e["key"] for e in c.extensions}
         for k in tune_keys:
             vals = grid[k]
-            if k in done or len(vals) < 2 or not is_numeric(vals):
+            if len(vals) < 2 or not is_numeric(vals):
                 continue
+            steps = [e for e in c.extensions if e["key"] == k]
+            if len(steps) >= max_steps:
+                continue
+            have = list(vals) + [e["values"][k] for e in steps]
             v = c.chosen.values[k]
-            edge = "upper" if v == max(vals) else "lower" if v == min(vals) else None
+            edge = "upper" if v == max(have) else "lower" if v == min(have) else None
             if edge is None:
                 continue
-            new = step_beyond(vals, edge)
-            if edge == "lower" and all(x > 0 for x in vals) and new <= 0:
+            new = step_beyond(have, edge)
+            if edge == "lower" and all(x > 0 for x in have) and new <= 0:
                 continue
             out.append({"setting": dict(c.setting), "key": k, "edge": edge, "from": v,
                         "values": {**c.chosen.values, k: new}})
