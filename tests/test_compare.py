@@ -221,6 +221,31 @@ def test_report_paired_section_convergence_and_curves(tmp_path):
     assert (root / "report" / "accuracy_vs_bytes.png").stat().st_size > 0
 
 
+def test_report_pairs_the_gradient_conflict_of_the_branches_both_hold(tmp_path):
+    root = _protocol_sweep(tmp_path / "sw", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]})
+    cos = {"local": [0.10, 0.20, 0.30], "parse": [0.15, 0.30, 0.35]}  # differences 0.05, 0.10, 0.05; SD of parse 0.104
+    for m, vals in cos.items():
+        for s, c in enumerate(vals):
+            f = root / f"method={m}__seed={s}" / "summary.json"
+            summ = json.loads(f.read_text())
+            summ["gradient_conflict"] = {"backbone/image/mlp": {"mean_cosine": c, "mean_frac_negative": 0.1,
+                                                                "rounds": 12}}
+            if m == "parse":  # a branch only one method holds is not paired
+                summ["gradient_conflict"]["head/red"] = {"mean_cosine": 0.9, "mean_frac_negative": 0.0, "rounds": 12}
+            f.write_text(json.dumps(summ))
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    md = (root / "report.md").read_text()
+    assert md.index("## Paired differences vs local") < md.index("## Gradient conflict, paired vs local") \
+        < md.index("## Convergence")
+    sec = md[md.index("## Gradient conflict, paired vs local"):md.index("## Convergence")]
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| parse |")]
+    assert rows == ["| parse | backbone/image/mlp | 0.200 ± 0.248 | 0.267 ± 0.259 | +0.067 ± 0.072 | no |"]
+    # without the measurements there is no section
+    root2 = _protocol_sweep(tmp_path / "sw2", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]})
+    assert main(["report", str(root2), "--reference", "local"]) == 0
+    assert "## Gradient conflict, paired" not in (root2 / "report.md").read_text()
+
+
 def test_old_sweeps_report_as_before_and_reference_errors(tmp_path, capsys):
     root = _protocol_sweep(tmp_path / "sw", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]}, gval=False)
     assert main(["report", str(root)]) == 0

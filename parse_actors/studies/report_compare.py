@@ -69,6 +69,7 @@ def sections(v: SweepView, reference: str | None) -> list[str]:
     lines = _protocol_note(sd, us, reference)
     if reference is not None:
         lines += _paired_section(v, us, reference)
+        lines += _paired_conflict_section(us, reference)
     lines += _convergence_section(us, sd.early_stop)
     lines += _curves(v, us)
     return lines
@@ -130,6 +131,44 @@ def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
     if not rows:
         return lines + [f"No setting pairs with `{reference}` (no run of it, or no other method).", ""]
     return lines + md_table(header, rows)
+
+
+def _cosine(run: RunData, branch: str) -> float | None:
+    return ((run.summary.get("gradient_conflict") or {}).get(branch) or {}).get("mean_cosine")
+
+
+def _branches(runs: list[RunData]) -> set[str]:
+    """The branches every one of `runs` measured a conflict cosine on."""
+    sets = [set((r.summary.get("gradient_conflict") or {})) for r in runs]
+    return set.intersection(*sets) if sets else set()
+
+
+def _paired_conflict_section(us: list[Unit], reference: str) -> list[str]:
+    """The paper's second claim, less gradient conflict, as paired differences: per branch
+    the reference and a setting both hold (the backbones, for every method), the run-mean
+    cosine between unimodal and multimodal agents' updates, setting minus reference."""
+    ref_of = {_rest(st): runs for st, _, runs in us if dump_value(st.get("method")) == reference}
+    rows = []
+    for setting, label, runs in us:
+        ref = ref_of.get(_rest(setting))
+        if dump_value(setting.get("method")) == reference or not ref:
+            continue
+        for b in sorted(_branches(ref) & _branches(runs)):
+            p = paired({r.seed: _cosine(r, b) for r in ref}, {r.seed: _cosine(r, b) for r in runs})
+            if p.n == 0:
+                continue
+            rows.append([label, b, fmt_ci([_cosine(r, b) for r in ref]), fmt_ci([_cosine(r, b) for r in runs]),
+                         fmt_paired(p), "yes" if p.resolved else ("no" if p.half is not None else "n/a")])
+    if not rows:
+        return []
+    lines = [f"## Gradient conflict, paired vs {reference}", "",
+             "Per branch both hold: the cosine between the mean update of the unimodal agents and that of the "
+             "multimodal agents, averaged over the run's rounds (summary.json `gradient_conflict`; lower, "
+             "negative, is more conflict), mean ± 95% CI over seeds, and Δ = the setting's minus "
+             f"`{reference}`'s, seed by seed (negative Δ: more conflict than `{reference}`). Whole runs, at "
+             "each setting's tuned values, also with early stopping.", ""]
+    return lines + md_table(["setting", "branch", f"{reference} cosine", "setting cosine", "Δ cosine (95% CI)",
+                             "resolved"], rows)
 
 
 def _rest(setting: dict) -> tuple:
