@@ -130,36 +130,22 @@ def test_early_stop_chooses_the_learning_rate_that_peaked(tmp_path):
     assert "| parse | lr=0.1 | 0.800 | 2 | 0.651 ± " in (end.out / "report.md").read_text()
 
 
-OPTIMUM = 0.8  # past the grid's upper edge (0.3)
-
-
-def _peak_runner(sweep, pending, k, tracker, verbosity, sigs):
-    for run in pending:
-        lr, seed = run.point.params["optim.lr"], run.point.seed
-        val = 0.9 - 0.1 * (math.log10(lr) - math.log10(OPTIMUM)) ** 2 + 0.001 * seed
-        s = {"name": "quickstart", "seed": seed, "method": run.point.params["method"], "rounds": 1, "complete": True,
-             "virtual_time_s": 1.0, "wall_time_s": 0.0, "agents": 1, "groups": {"image": 1},
-             "final_acc": {"mean": 0.5, "by_group": {"image": 0.5}},
-             "final_acc_gval": {"mean": val, "by_group": {"image": val}},
-             "bytes_by_kind": {}, "bytes_total": 0, "messages": {"sent": 0, "delivered": 0, "dropped": 0}}
-        run.dir.mkdir(parents=True, exist_ok=True)
-        (run.dir / "scenario.yaml").write_text(yaml.safe_dump(run.scenario.model_dump(mode="json")))
-        (run.dir / "summary.json").write_text(json.dumps(s))
-        tracker.finished(run, "ok", s)
-    return None
+# test_compare's stub: parse's optimum (0.8) lies past the grid's upper edge, local's (0.05) past its lower one
+from test_compare import _stub_runner  # noqa: E402
 
 
 @pytest.mark.parametrize("steps, added, chosen, at_edge", [
     (1, [0.9], "0.9", "optim.lr: upper"),  # one step: 0.9 wins and is the new edge
     (3, [0.9, 2.7], "0.9", ""),  # the second step (2.7) loses: 0.9 is inside, no third step
+    # local steps down the same way: 0.0333 wins, 0.0111 loses
 ])
 def test_extension_steps_until_the_choice_is_inside(tmp_path, steps, added, chosen, at_edge):
     from parse_actors.studies.sweep import plan_sweep, resume_sweep, run_sweep
 
     sw = plan_sweep(QUICK, ["method=parse,local"], 1, out=tmp_path / "sw", tune_args=["optim.lr=0.1,0.3"],
                     extend=steps)
-    res = run_sweep(sw, 1, echo=lambda line: None, status=False, cell_runner=_peak_runner)
-    assert res.ran == 4 + 2 * len(added)  # both methods share the objective: both step
+    res = run_sweep(sw, 1, echo=lambda line: None, status=False, cell_runner=_stub_runner)
+    assert res.ran == 4 + 2 * len(added)  # parse steps up, local as many times down
     manifest = json.loads((sw.out / "sweep.json").read_text())
     assert manifest.get("extend", 1) == steps
     ext = [e for e in manifest["extensions"] if e["setting"] == {"method": "parse"}]
@@ -168,6 +154,8 @@ def test_extension_steps_until_the_choice_is_inside(tmp_path, steps, added, chos
     row = _tuned(sw.out)["parse"]
     assert row["chosen.optim.lr"] == chosen and row["at_edge"] == at_edge
     assert row["extended"] == "; ".join(f"optim.lr: upper {a} -> {b}" for a, b in zip([0.3, 0.9], added))
+    down = [e["values"]["optim.lr"] for e in manifest["extensions"] if e["setting"] == {"method": "local"}]
+    assert down == [0.0333, 0.0111][:len(added)] and _tuned(sw.out)["local"]["chosen.optim.lr"] == "0.0333"
     again = resume_sweep(sw.out)
     assert again.extend == steps and not again.pending and len(again.runs) == res.ran
 
