@@ -103,17 +103,10 @@ def _by_seed(runs: list[RunData], group: str | None = None) -> dict[int, float |
 
 def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
     groups = v.groups
-    ref_of: dict[tuple, list[RunData]] = {}
-    for setting, _, runs in us:
-        if dump_value(setting.get("method")) == reference:
-            ref_of[_rest(setting)] = runs
     header = (["setting", "paired seeds", "Δ all agents (95% CI)"] + [f"Δ {g} (95% CI)" for g in groups]
               + ["SD of Δ", "resolved", "seeds for 80% power"])
     rows = []
-    for setting, label, runs in us:
-        ref = ref_of.get(_rest(setting))
-        if dump_value(setting.get("method")) == reference or ref is None:
-            continue
+    for label, runs, ref in _against_reference(us, reference):
         p = paired(_by_seed(ref), _by_seed(runs))
         per_g = [paired(_by_seed(ref, g), _by_seed(runs, g)) for g in groups]
         need = p.seeds_needed()
@@ -147,12 +140,8 @@ def _paired_conflict_section(us: list[Unit], reference: str) -> list[str]:
     """The paper's second claim, less gradient conflict, as paired differences: per branch
     the reference and a setting both hold (the backbones, for every method), the run-mean
     cosine between unimodal and multimodal agents' updates, setting minus reference."""
-    ref_of = {_rest(st): runs for st, _, runs in us if dump_value(st.get("method")) == reference}
     rows = []
-    for setting, label, runs in us:
-        ref = ref_of.get(_rest(setting))
-        if dump_value(setting.get("method")) == reference or not ref:
-            continue
+    for label, runs, ref in _against_reference(us, reference):
         for b in sorted(_branches(ref) & _branches(runs)):
             p = paired({r.seed: _cosine(r, b) for r in ref}, {r.seed: _cosine(r, b) for r in runs})
             if p.n == 0:
@@ -169,6 +158,14 @@ def _paired_conflict_section(us: list[Unit], reference: str) -> list[str]:
              "each setting's tuned values, also with early stopping.", ""]
     return lines + md_table(["setting", "branch", f"{reference} cosine", "setting cosine", "Δ cosine (95% CI)",
                              "resolved"], rows)
+
+
+def _against_reference(us: list[Unit], reference: str) -> list[tuple[str, list[RunData], list[RunData]]]:
+    """(label, runs, the reference's runs with the same other keys) of every setting that
+    is not the reference and has one to pair with, in the units' order."""
+    ref_of = {_rest(st): runs for st, _, runs in us if dump_value(st.get("method")) == reference}
+    return [(label, runs, ref_of[_rest(st)]) for st, label, runs in us
+            if dump_value(st.get("method")) != reference and _rest(st) in ref_of]
 
 
 def _rest(setting: dict) -> tuple:

@@ -4,6 +4,8 @@ and every candidate's validation accuracy."""
 
 from __future__ import annotations
 
+import statistics
+
 from parse_actors.studies.data import SweepData, fmt_ci
 from parse_actors.studies.grid import value_text
 from parse_actors.studies.report_md import md_table
@@ -44,11 +46,10 @@ def _edge_text(sd: SweepData, c: Choice) -> str:
 
 def _stop_text(runs: list) -> str:
     """Median validation-stop round of `runs` of the last round they ran, e.g. `35 of 59`."""
-    stops = sorted(r.summary["stop"]["round"] for r in runs if r.summary.get("stop"))
+    stops = [r.summary["stop"]["round"] for r in runs if r.summary.get("stop")]
     if not stops:
         return "end (no stop)"
-    n = len(stops)
-    med = stops[n // 2] if n % 2 else (stops[n // 2 - 1] + stops[n // 2]) / 2
+    med = statistics.median(stops)
     last = max(r.summary["stop"]["last_round"] for r in runs if r.summary.get("stop"))
     return f"{med:g} of {last}"
 

@@ -115,6 +115,9 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
     `extend`: steps past a grid edge per setting and key (0: none); `early_stop`: read every
     run at its validation stop."""
     path = Path(scenario_file)
+    extend = int(extend) if isinstance(extend, bool) else extend  # true/false: one step / none
+    if not isinstance(extend, int) or extend < 0:
+        raise ScenarioError("--extend", "", f"expected a number of steps >= 0, got {extend!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError("--seeds", "", f"expected a positive number of seeds, got {seeds!r}")
     grid, tune = add_tune(merge_grids(file_grid(path), grid_args), list(tune_args or []), grid_args)
@@ -123,9 +126,6 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
         overrides.append(f"data.global_val_size={DEFAULT_GLOBAL_VAL}")
     _check_reference(reference, grid)
     sweep = _plan(path, grid, tune, seeds, overrides, out, backend, force)
-    extend = int(extend) if isinstance(extend, bool) else extend  # true/false: one step / none
-    if not isinstance(extend, int) or extend < 0:
-        raise ScenarioError("--extend", "", f"expected a number of steps >= 0, got {extend!r}")
     sweep.reference, sweep.extend, sweep.early_stop = reference, extend, bool(early_stop)
     return sweep
 
