@@ -16,6 +16,7 @@ import yaml
 from parse_actors.cli import main
 from parse_actors.metrics.summary import final_accuracy
 from parse_actors.studies.early_stop import stop_column, stopped_summary, validation_stop
+from test_compare import _stub_runner  # parse's optimum (0.8) lies past the grid's upper edge, local's (0.05) past its lower one
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -128,10 +129,6 @@ def test_early_stop_chooses_the_learning_rate_that_peaked(tmp_path):
     assert "**Early stopping**" not in (end.out / "report.md").read_text()
     assert main(["report", str(end.out), "--early-stop"]) == 0
     assert "| parse | lr=0.1 | 0.800 | 2 | 0.651 ± " in (end.out / "report.md").read_text()
-
-
-# test_compare's stub: parse's optimum (0.8) lies past the grid's upper edge, local's (0.05) past its lower one
-from test_compare import _stub_runner  # noqa: E402
 
 
 @pytest.mark.parametrize("steps, added, chosen, at_edge", [
