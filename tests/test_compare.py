@@ -11,12 +11,12 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from parse_actors.cli import main
 from parse_actors.studies.compare import paired, plateau_round, seeds_needed
 from parse_actors.studies.grid import LOG_GRID, log_grid, parse_tune_arg
 from parse_actors.studies.tune import step_beyond
+from run_helpers import finish_stub_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
@@ -112,18 +112,12 @@ def _stub_runner(sweep, pending, k, tracker, verbosity, sigs):
     """Stands in for the process pool: each cell 'runs' by writing the summary a run would,
     its validation accuracy from the synthetic objective (test accuracy elsewhere)."""
     for run in pending:
-        m, lr, seed = run.point.params["method"], run.point.params["optim.lr"], run.point.seed
-        val = _objective(m, lr, seed)
-        s = {"name": "quickstart", "seed": seed, "method": m, "rounds": 1, "complete": True, "virtual_time_s": 1.0,
-             "wall_time_s": 0.0, "agents": 1, "groups": {"image": 1},
-             "final_acc": {"mean": 0.5, "by_group": {"image": 0.5}},
-             "final_acc_val": {"mean": 0.1, "by_group": {"image": 0.1}},  # agents' splits: not what is chosen on
-             "final_acc_gval": {"mean": val, "by_group": {"image": val}},
-             "bytes_by_kind": {}, "bytes_total": 0, "messages": {"sent": 0, "delivered": 0, "dropped": 0}}
-        run.dir.mkdir(parents=True, exist_ok=True)
-        (run.dir / "scenario.yaml").write_text(yaml.safe_dump(run.scenario.model_dump(mode="json")))
-        (run.dir / "summary.json").write_text(json.dumps(s))
-        tracker.finished(run, "ok", s)
+        val = _objective(run.point.params["method"], run.point.params["optim.lr"], run.point.seed)
+        finish_stub_cell(run, tracker, {
+            "rounds": 1, "virtual_time_s": 1.0, "agents": 1, "groups": {"image": 1},
+            "final_acc": {"mean": 0.5, "by_group": {"image": 0.5}},
+            "final_acc_val": {"mean": 0.1, "by_group": {"image": 0.1}},  # agents' splits: not what is chosen on
+            "final_acc_gval": {"mean": val, "by_group": {"image": val}}})
     return None
 
 

@@ -11,11 +11,11 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from parse_actors.cli import main
 from parse_actors.metrics.summary import final_accuracy
 from parse_actors.studies.early_stop import stop_column, stopped_summary, validation_stop
+from run_helpers import finish_stub_cell
 from test_compare import _stub_runner  # parse's optimum (0.8) lies past the grid's upper edge, local's (0.05) past its lower one
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def _curve_runner(sweep, pending, k, tracker, verbosity, sigs):
     """Each cell writes metrics.csv (two agents, ROUNDS evaluations) and the summary a run
     would: test accuracy 0.1 (image) and 0.2 (audio) under the global validation accuracy."""
     for run in pending:
-        m, lr, seed = run.point.params["method"], run.point.params["optim.lr"], run.point.seed
+        lr, seed = run.point.params["optim.lr"], run.point.seed
         lines = ["round,t,agent,group,acc,loss,acc_gval,acc_val"]
         rows = []
         for r in range(ROUNDS):
@@ -83,16 +83,10 @@ def _curve_runner(sweep, pending, k, tracker, verbosity, sigs):
             for ag, (g, drop) in enumerate((("image", 0.1), ("audio", 0.2))):
                 lines.append(f"{r},{r + 1.0},{ag},{g},{v - drop},1.0,{v},{v}")
                 rows.append({"round": r, "group": g, "acc": v - drop, "acc_gval": v, "acc_val": v})
-        s = {"name": "quickstart", "seed": seed, "method": m, "rounds": ROUNDS, "complete": True,
-             "virtual_time_s": float(ROUNDS), "wall_time_s": 0.0, "agents": 2, "groups": {"image": 1, "audio": 1},
-             "final_acc": final_accuracy(rows), "final_acc_val": final_accuracy(rows, "acc_val"),
-             "final_acc_gval": final_accuracy(rows, "acc_gval"),
-             "bytes_by_kind": {}, "bytes_total": 0, "messages": {"sent": 0, "delivered": 0, "dropped": 0}}
-        run.dir.mkdir(parents=True, exist_ok=True)
-        (run.dir / "scenario.yaml").write_text(yaml.safe_dump(run.scenario.model_dump(mode="json")))
-        (run.dir / "metrics.csv").write_text("\n".join(lines) + "\n")
-        (run.dir / "summary.json").write_text(json.dumps(s))
-        tracker.finished(run, "ok", s)
+        finish_stub_cell(run, tracker, {
+            "rounds": ROUNDS, "virtual_time_s": float(ROUNDS), "agents": 2, "groups": {"image": 1, "audio": 1},
+            "final_acc": final_accuracy(rows), "final_acc_val": final_accuracy(rows, "acc_val"),
+            "final_acc_gval": final_accuracy(rows, "acc_gval")}, "\n".join(lines) + "\n")
     return None
 
 
