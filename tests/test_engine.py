@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from parse_actors.agents import capability_nbytes
 from parse_actors.engine import resume_run, run_scenario
 from parse_actors.engine.interrupted import Interrupted
+from parse_actors.provenance import source_digest
 from parse_actors.scenario import load_scenario
 from run_helpers import kill_host_after_round, rows, run_full_and_cut, summary_sans_wall
 
@@ -55,6 +57,7 @@ def test_same_metrics_inline_ray_1_and_2_hosts(inline_small, ray_instance, tmp_p
         assert summary_sans_wall(out) == summary_sans_wall(inline_small), hosts
         info = json.loads((out / "run.json").read_text())
         assert info["hosts"] == hosts
+        assert info["code"]["source"] == source_digest() and info["code"]["torch"] == torch.__version__
         if stepping == "on":  # agents of one kind on one host did step together
             assert info["batched_stepping"]["stepped"]["batched"] > 0, info["batched_stepping"]
 

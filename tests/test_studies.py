@@ -136,6 +136,7 @@ def test_rerun_skips_finished_runs(sweep_dir, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "4 of 4 runs already complete" in out and "0 ran, 4 skipped" in out
+    assert "other parse-sim source" not in out  # every run recorded today's source (run.json `code`)
     assert {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs} == before
     # an unfinished run (no summary) is redone, and only that one; --resume is the same with
     # only the directory named (its sweep.json holds the rest)
@@ -146,6 +147,37 @@ def test_rerun_skips_finished_runs(sweep_dir, capsys):
     after = {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs}
     assert [n for n in after if after[n] != before.get(n)] == [victim.name]
     assert len(_csv(sweep_dir / "sweep.csv")) == 4
+
+
+def test_code_changed_under_a_sweep_is_said_not_mixed_in(sweep_dir, tmp_path, capsys, monkeypatch):
+    """A finished run another source made is kept with a warning; a cell whose worker finds
+    the package files changed since the sweep started does not run (a real worker process:
+    the sweep's own digest is what is faked)."""
+    import shutil
+
+    from parse_actors import provenance
+
+    sw = tmp_path / "sw"
+    shutil.copytree(sweep_dir, sw)
+    runs = sorted(p for p in sw.iterdir() if p.is_dir())
+    info = json.loads((runs[0] / "run.json").read_text())
+    info["code"]["source"] = "f" * 16
+    (runs[0] / "run.json").write_text(json.dumps(info))
+    (runs[1] / "summary.json").unlink()
+    assert main(["sweep", "--resume", str(sw), "--parallel", "1"]) == 0  # the files are today's: the cell runs
+    out = capsys.readouterr().out
+    assert f"warning: 1 of the 3 finished runs were made by other parse-sim source ({'f' * 16}; today " in out
+    (runs[1] / "summary.json").unlink()
+    real = provenance.source_digest()
+    monkeypatch.setattr(provenance, "source_digest", lambda roots=None: "0" * 16)
+    assert main(["sweep", "--resume", str(sw), "--parallel", "1"]) != 0
+    out = capsys.readouterr().out
+    other = ", ".join(sorted([real, "f" * 16]))
+    assert f"warning: 3 of the 3 finished runs were made by other parse-sim source ({other}; today {'0' * 16})" in out
+    row = next(r for r in _csv(sw / "sweep.csv") if r["run"] == runs[1].name)
+    assert row["complete"] == "false"
+    assert row["error"].startswith("parse-sim's source changed since this sweep started (digest 0000000000000000")
+    assert not (runs[1] / "summary.json").exists()
 
 
 def test_changed_scenario_is_not_silently_reused(sweep_dir, capsys):

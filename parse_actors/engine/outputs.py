@@ -14,6 +14,7 @@ from typing import Any
 from parse_actors.engine import checkpoint as ckpt
 from parse_actors.metrics import build_summary
 from parse_actors.metrics.plots import write_run_plots
+from parse_actors.provenance import code_identity
 
 
 def comm_rows(net: Any, exchange: Any, budgeted: bool) -> list[dict]:
@@ -85,6 +86,7 @@ def write_outputs(sim: Any, wall0: float, complete: bool) -> dict:
         "host_calls": {"submitted": hosts.batcher.calls, "sent": hosts.batcher.sent},
         "batched_stepping": getattr(sim, "stepping", None),
         "resumed_from_round": sim.resume.state["round"] if sim.resume.state else None,
+        "code": code_identity(),
     })
     if sc.output.plots and complete:
         write_run_plots(sim.run_dir.path / "plots", sim.recorder.rows, summary, rows)

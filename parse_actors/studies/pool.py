@@ -41,13 +41,29 @@ def _init_worker(verbosity: int, stop, started) -> None:
     Progress.enabled_default = False
 
 
-def _worker(sc, name: str, rdir: str, backend: str, state: str) -> tuple[str, Any]:
+def source_changed(expected: str | None) -> str | None:
+    """Why a cell must not run here: this process's package files differ from those the
+    sweep started with (an edit, a checkout), so its code may be neither the sweep's
+    nor the files'. None when they match (or no digest was given)."""
+    from parse_actors.provenance import source_digest
+
+    now = source_digest()
+    if expected is None or now == expected:
+        return None
+    return (f"parse-sim's source changed since this sweep started (digest {expected}, now {now}); "
+            "the cell did not run: run the sweep command again to continue on the current code")
+
+
+def _worker(sc, name: str, rdir: str, backend: str, state: str, source: str | None = None) -> tuple[str, Any]:
     from pathlib import Path
 
     from parse_actors.studies.cell import run_cell
 
     if _STOP is not None and _STOP.is_set():
         return "cancelled", None
+    changed = source_changed(source)
+    if changed:
+        return "error", changed
     if _STARTED is not None:
         _STARTED.put((name, os.getpid()))
     try:
@@ -108,6 +124,9 @@ def run_pool(sweep, pending: list, k: int, tracker, verbosity: int, sigs: Driver
     sigs.arm()
     ex = ProcessPoolExecutor(max_workers=k, mp_context=ctx, initializer=_init_worker,
                              initargs=(verbosity, stop, started))
+    from parse_actors.provenance import source_digest
+
+    source = source_digest()  # the files this process started the sweep with
     futures = {}
     by_name = {r.point.name: r for r in pending}
     interrupted = None
@@ -120,7 +139,7 @@ def run_pool(sweep, pending: list, k: int, tracker, verbosity: int, sigs: Driver
 
     try:
         for run in pending:
-            fut = ex.submit(_worker, run.scenario, run.point.name, str(run.dir), sweep.backend, run.state)
+            fut = ex.submit(_worker, run.scenario, run.point.name, str(run.dir), sweep.backend, run.state, source)
             futures[fut] = run
         todo = set(futures)
         while todo:

@@ -470,6 +470,21 @@ class _Tracker:
         write_table(self.sweep, self.errors)
 
 
+def _other_source(done: list) -> str | None:
+    """A warning when finished runs recorded parse-sim source other than today's (their
+    run.json `code.source`): the table will mix code versions. Runs that recorded none
+    (older parse-sim) are not counted."""
+    from parse_actors.provenance import recorded_source, source_digest
+
+    now = source_digest()
+    other = sorted({s for s in (recorded_source(r.dir) for r in done) if s is not None and s != now})
+    if not other:
+        return None
+    k = sum(recorded_source(r.dir) in other for r in done)
+    return (f"warning: {k} of the {len(done)} finished runs were made by other parse-sim source "
+            f"({', '.join(other)}; today {now}): kept as they are; --force re-runs every run")
+
+
 def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int,
                cluster: ClusterOptions | None, verbose: bool, status: bool, cell_runner: Callable | None) -> SweepResult:
     from parse_actors.studies import cell
@@ -482,6 +497,9 @@ def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], No
     n = len(sweep.runs)
     if res.skipped:
         echo(f"{res.skipped} of {n} runs already complete in {sweep.out}: skipped")
+        other = _other_source([r for r in sweep.runs if r.state == "done"])
+        if other:
+            echo(other)
     progress = SweepProgress(sweep.out, n, res.skipped, echo, verbose, status)
     tracker = _Tracker(sweep, res, progress)
     write_table(sweep, tracker.errors)
