@@ -39,6 +39,18 @@ def source_digest(roots: list[Path] | None = None) -> str:
     return h.hexdigest()[:DIGEST_CHARS]
 
 
+def source_changed(expected: str | None) -> str | None:
+    """Why a cell must not run here: this process's package files differ from those the
+    sweep started with (an edit, a checkout), so its code may be neither the sweep's
+    nor the files'. None when they match (or no digest was given)."""
+    now = source_digest()
+    if expected is None or now == expected:
+        return None
+    return (f"parse-sim's source here differs from the one this sweep started with (digest {expected}, "
+            f"here {now}: edited since, or another checkout); the cell did not run: run the sweep command "
+            "again to continue on the current code")
+
+
 def code_identity() -> dict:
     """What run.json records under `code`: the source digest, parse-sim's version and
     the versions of the libraries that compute the metrics."""

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from parse_actors.provenance import recorded_source, source_digest
-from parse_actors.studies.pool import _worker, source_changed
+from parse_actors.provenance import recorded_source, source_changed, source_digest
+from parse_actors.studies.pool import _worker
 from parse_actors.studies.sweep import _other_source
 
 
@@ -45,7 +45,8 @@ def test_the_installed_packages_digest_is_that_of_parse_actors_and_netem():
 def test_a_worker_refuses_a_cell_when_the_source_changed(tmp_path):
     assert source_changed(None) is None and source_changed(source_digest()) is None
     why = source_changed("0" * 16)
-    assert why.startswith("parse-sim's source changed since this sweep started (digest 0000000000000000, now ")
+    assert why.startswith("parse-sim's source here differs from the one this sweep started with "
+                          "(digest 0000000000000000, here ")
     assert source_digest() in why
     # the check comes first: nothing is run, nothing is written
     status, value = _worker(None, "cell", str(tmp_path / "cell"), "inline", "new", source="0" * 16)
@@ -69,3 +70,21 @@ def test_a_resumed_sweep_warns_of_runs_another_source_made(tmp_path):
     assert _other_source([same, old, unrecorded]) == (
         f"warning: 1 of the 3 finished runs were made by other parse-sim source ({'f' * 16}; today {now}): "
         "kept as they are; --force re-runs every run")
+
+
+def test_a_cluster_node_refuses_a_cell_its_source_does_not_match(ray_instance, tmp_path):
+    """The cluster's cell task checks too (a node on another checkout, or edited files),
+    after saying where it started, so the driver knows which host refused."""
+    import socket
+
+    from parse_actors.studies.cluster import _Control, cell_task
+
+    ray = ray_instance
+    control = ray.remote(_Control).options(num_cpus=0).remote()
+    task = ray.remote(cell_task).options(num_cpus=1, max_retries=0)
+    status, value, files, when = ray.get(task.remote(None, "cell", "inline", "new", {}, control, 1, 0, "0" * 16),
+                                         timeout=120)
+    assert status == "error" and files == {} and when["ended"] >= when["started"]
+    assert value == f"on {socket.gethostname()}: {source_changed('0' * 16)}"
+    assert "cell" in ray.get(control.snapshot.remote(), timeout=30)
+    ray.kill(control)

@@ -176,7 +176,8 @@ def test_code_changed_under_a_sweep_is_said_not_mixed_in(sweep_dir, tmp_path, ca
     assert f"warning: 3 of the 3 finished runs were made by other parse-sim source ({other}; today {'0' * 16})" in out
     row = next(r for r in _csv(sw / "sweep.csv") if r["run"] == runs[1].name)
     assert row["complete"] == "false"
-    assert row["error"].startswith("parse-sim's source changed since this sweep started (digest 0000000000000000")
+    assert row["error"].startswith("parse-sim's source here differs from the one this sweep started with "
+                                   "(digest 0000000000000000")
     assert not (runs[1] / "summary.json").exists()
 
 

@@ -130,7 +130,7 @@ class _Control:
 
 
 def cell_task(sc, name: str, backend: str, state: str, files: dict, control, attempt: int,
-              verbosity: int) -> tuple[str, Any, dict, dict]:
+              verbosity: int, source: str | None = None) -> tuple[str, Any, dict, dict]:
     """One cell on a cluster node: (status, value, its run directory's files, when it
     started and ended on this machine's clock).
 
@@ -141,6 +141,7 @@ def cell_task(sc, name: str, backend: str, state: str, files: dict, control, att
 
     from parse_actors import logs
     from parse_actors.metrics.progress import Progress
+    from parse_actors.provenance import source_changed
     from parse_actors.studies.cell import pack, run_cell, scratch, unpack
 
     logs.configure(verbosity)
@@ -149,6 +150,9 @@ def cell_task(sc, name: str, backend: str, state: str, files: dict, control, att
              "attempt": attempt, "since": time.time()}
     if not control.started.remote(name, where).future().result(timeout=300):
         return "cancelled", None, {}, {}
+    changed = source_changed(source)  # this node's checkout, or an edit since the sweep started
+    if changed:
+        return "error", f"on {where['host']}: {changed}", {}, {"started": where["since"], "ended": time.time()}
     asked = [None, time.monotonic()]  # the pending "should I stop?" answer, when it was asked
 
     def stop_when_asked(sim, rnd) -> None:
@@ -248,6 +252,9 @@ class _Loop:
         self.attempts: dict[str, int] = {}
         self.started: dict[str, int] = {}  # cell -> attempt seen running
         self.stopping: int | None = None
+        from parse_actors.provenance import source_digest
+
+        self.source = source_digest()  # the files the sweep started with: every node must run them
 
     def submit(self, run) -> None:
         from parse_actors.studies.cell import pack
@@ -256,7 +263,7 @@ class _Loop:
         self.attempts[name] = self.attempts.get(name, 0) + 1
         files = pack(run.dir) if run.state == "resume" else {}
         ref = self.task.remote(run.scenario, name, self.sweep.backend, run.state, files, self.control,
-                               self.attempts[name], self.verbosity)
+                               self.attempts[name], self.verbosity, self.source)
         self.inflight[ref] = run
 
     def run(self) -> int | None:

@@ -41,22 +41,10 @@ def _init_worker(verbosity: int, stop, started) -> None:
     Progress.enabled_default = False
 
 
-def source_changed(expected: str | None) -> str | None:
-    """Why a cell must not run here: this process's package files differ from those the
-    sweep started with (an edit, a checkout), so its code may be neither the sweep's
-    nor the files'. None when they match (or no digest was given)."""
-    from parse_actors.provenance import source_digest
-
-    now = source_digest()
-    if expected is None or now == expected:
-        return None
-    return (f"parse-sim's source changed since this sweep started (digest {expected}, now {now}); "
-            "the cell did not run: run the sweep command again to continue on the current code")
-
-
 def _worker(sc, name: str, rdir: str, backend: str, state: str, source: str | None = None) -> tuple[str, Any]:
     from pathlib import Path
 
+    from parse_actors.provenance import source_changed
     from parse_actors.studies.cell import run_cell
 
     if _STOP is not None and _STOP.is_set():
