@@ -213,6 +213,23 @@ def test_report_paired_section_convergence_and_curves(tmp_path):
     assert "| local | 3/3 | 11.0 | 12 | 0.600 ± 0.248 | 0.600 ± 0.248 |" in md  # flat from index 6: 5 flat at the 11th
     assert (root / "report" / "accuracy_vs_rounds.png").stat().st_size > 0
     assert (root / "report" / "accuracy_vs_bytes.png").stat().st_size > 0
+    assert " Code: no run recorded its parse-sim source (made before parse-sim recorded it)." in md
+    # which code made the runs (run.json `code.source`): one source, then two
+    cells = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("method="))
+    for d in cells:
+        (d / "run.json").write_text(json.dumps({"code": {"source": "a" * 16}}))
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    assert f" Code: every run recorded parse-sim source `{'a' * 16}` (run.json)." in (root / "report.md").read_text()
+    (cells[1] / "run.json").unlink()
+    n = len(cells)
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    assert (f" Code: {n - 1} runs recorded parse-sim source `{'a' * 16}` (run.json). 1 run recorded no source"
+            " (made before parse-sim recorded it).") in (root / "report.md").read_text()
+    (cells[0] / "run.json").write_text(json.dumps({"code": {"source": "b" * 16}}))
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    assert (f" **Code: the runs were made by 2 parse-sim sources** (`{'a' * 16}`: {n - 2} runs, `{'b' * 16}`: 1 run)"
+            ": differences between their runs may come from the code as well as from the settings. 1 run recorded"
+            " no source (made before parse-sim recorded it).") in (root / "report.md").read_text()
 
 
 def test_report_pairs_the_gradient_conflict_of_the_branches_both_hold(tmp_path):

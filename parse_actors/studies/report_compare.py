@@ -94,7 +94,32 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
             + (" **Early stopping**: every run is read at its validation stop, the earliest evaluation with the "
                "best mean validation accuracy of all agents (the set tuning chose on); choices, tables and "
                "differences use the accuracies there (studies/early_stop.py), the curves the whole run."
-               if sd.early_stop else ""), ""]
+               if sd.early_stop else "") + _code_note(sd.runs), ""]
+
+
+def _code_note(runs: list[RunData]) -> str:
+    """Which parse-sim source made the runs (run.json `code.source`): a table mixing code
+    versions says so, since its differences may then come from the code."""
+    from collections import Counter
+
+    from parse_actors.provenance import recorded_source
+
+    def runs_(n: int) -> str:
+        return f"{n} run{'' if n == 1 else 's'}"
+
+    made = Counter(recorded_source(r.dir) for r in runs)
+    none = made.pop(None, 0)
+    unrecorded = f"{runs_(none)} recorded no source (made before parse-sim recorded it)."
+    if not made:
+        return " Code: no run recorded its parse-sim source (made before parse-sim recorded it)."
+    if len(made) == 1:
+        text = f" Code: {'every run' if not none else runs_(sum(made.values()))} recorded parse-sim source " \
+               f"`{next(iter(made))}` (run.json)."
+    else:
+        text = (f" **Code: the runs were made by {len(made)} parse-sim sources** ("
+                + ", ".join(f"`{s}`: {runs_(n)}" for s, n in sorted(made.items()))
+                + "): differences between their runs may come from the code as well as from the settings.")
+    return text + (f" {unrecorded}" if none else "")
 
 
 def _by_seed(runs: list[RunData], group: str | None = None) -> dict[int, float | None]:
