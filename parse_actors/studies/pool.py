@@ -107,14 +107,14 @@ def run_pool(sweep, pending: list, k: int, tracker, verbosity: int, sigs: Driver
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from parse_actors.provenance import source_digest
+
+    source = source_digest()  # the files this process started the sweep with: every worker must run them
     ctx = multiprocessing.get_context("spawn")
     stop, started = ctx.Event(), ctx.SimpleQueue()
     sigs.arm()
     ex = ProcessPoolExecutor(max_workers=k, mp_context=ctx, initializer=_init_worker,
                              initargs=(verbosity, stop, started))
-    from parse_actors.provenance import source_digest
-
-    source = source_digest()  # the files this process started the sweep with
     futures = {}
     by_name = {r.point.name: r for r in pending}
     interrupted = None

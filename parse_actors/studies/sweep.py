@@ -477,12 +477,11 @@ def _other_source(done: list) -> str | None:
     from parse_actors.provenance import recorded_source, source_digest
 
     now = source_digest()
-    other = sorted({s for s in (recorded_source(r.dir) for r in done) if s is not None and s != now})
+    other = [s for s in (recorded_source(r.dir) for r in done) if s is not None and s != now]
     if not other:
         return None
-    k = sum(recorded_source(r.dir) in other for r in done)
-    return (f"warning: {k} of the {len(done)} finished runs were made by other parse-sim source "
-            f"({', '.join(other)}; today {now}): kept as they are; --force re-runs every run")
+    return (f"warning: {len(other)} of the {len(done)} finished runs were made by other parse-sim source "
+            f"({', '.join(sorted(set(other)))}; today {now}): kept as they are; --force re-runs every run")
 
 
 def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int,
