@@ -31,8 +31,9 @@ from .branches import BranchInfo, info_of, modset
 from .config import ModelConfig, SliceWeights
 
 DROP_KINDS = SLICE_KINDS  # the kinds whose logits an evaluation may leave out
-PROJECT_FISSIONS = ("project", "project_relu", "project_norm")
-"""Fission variants with projection branches `fission/<m>/<kind>` (all with the same parameters)."""
+PROJECT_FISSIONS = ("project", "project_relu", "project_norm", "project_fuse")
+"""Fission variants with projection branches `fission/<m>/<kind>` (the first three with the same
+parameters; `project_fuse` has wider syn projections and a fusion of one bias, `SumFusion`)."""
 CLUB_PAIRS = (("uni", "red"), ("syn", "red"), ("syn", "uni"))
 """(slice, other) pairs of one modality whose mutual information the CLUB term bounds:
 the other kind's information is removed from the slice (syn pairs: multimodal agents)."""
@@ -79,6 +80,30 @@ class Projection(nn.Linear):
         if self.norm:
             z = z * torch.rsqrt(z.square().mean(-1, keepdim=True) + 1.0)
         return F.relu(z) if self.relu else z
+
+
+class SumFusion(nn.Module):
+    """`project_fuse`'s fusion: ReLU(sum_m s_m / sqrt(K) + b) over the K syn slices
+    s_m = W_m h_m (bias-free projections of the backbone outputs, each as wide as the
+    fusion). This is the monolithic network's fusion, ReLU(W [h_1; ...; h_K] + b),
+    cut into one block per modality, so the syn path has the monolithic network's
+    depth: a linear projection into a fusion layer is a product of two linear maps,
+    which at a small init learns in plateaus and jumps (Saxe et al. 2014), measured
+    as the mid-run drops and slow synergy of `project`. 1/sqrt(K) keeps the
+    pre-activation's scale at init that of one block, which is the monolithic
+    layer's at torch's default init; the bias starts as that layer's would
+    (uniform in +-1/sqrt(fan-in), fan-in = `in_width`, the backbones' widths summed)."""
+
+    def __init__(self, k: int, width: int, in_width: int) -> None:
+        super().__init__()
+        self.k, self.width = int(k), int(width)
+        bound = 1.0 / math.sqrt(in_width)
+        self.bias = nn.Parameter(torch.empty(self.width).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: the K syn slices concatenated, (..., K * width), in the modality order."""
+        z = x.unflatten(-1, (self.k, self.width)).sum(-2)
+        return F.relu(z * (1.0 / math.sqrt(self.k)) + self.bias)
 
 
 class ClubCritic(nn.Module):
@@ -309,6 +334,8 @@ class FissionModel(BranchModel):
         self.critic_hidden = int(critic_hidden)
         self.cross_grad = None if cross_grad is None else float(cross_grad)
         self.widths = self.cfg.slice_widths()
+        if self.cfg.fission == "project_fuse":  # a syn slice is its modality's share of the fusion layer
+            self.widths["syn"] = self.cfg.fusion_hidden
         self._split_sizes = [self.widths["red"], self.widths["uni"], self.widths["syn"]]
 
     @property
@@ -374,6 +401,8 @@ class FissionModel(BranchModel):
             d_in, width = (int(parts[2]), w[parts[1]]) if self.shared else (cfg.width_of(parts[1]), w[parts[2]])
             if cfg.fission == "project":
                 return nn.Linear(d_in, width)
+            if cfg.fission == "project_fuse":
+                return nn.Linear(d_in, width, bias=(parts[1] if self.shared else parts[2]) != "syn")
             return Projection(d_in, width, norm=cfg.fission == "project_norm", relu=True)
         if parts[0] == CRITIC_ROLE:
             s, o = parts[2].split("-")
@@ -386,6 +415,9 @@ class FissionModel(BranchModel):
             return _head(cfg.fusion_hidden, c, cfg.head_hidden)
         if parts[0] == "fusion":
             k = int(parts[1]) if self.shared else len(parts[1].split("+"))
+            if cfg.fission == "project_fuse":
+                in_width = k * cfg.backbone_width if self.shared else sum(cfg.width_of(m) for m in parts[1].split("+"))
+                return SumFusion(k, w["syn"], in_width)
             return nn.Sequential(nn.Linear(k * w["syn"], cfg.fusion_hidden), nn.ReLU())
         raise KeyError(f"not a PARSE branch key: {key!r}")
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from agent_helpers import SMALL
+from agent_helpers import SMALL, random_data
 from parse_actors.agents import Agent, AgentSpec, LossConfig, ModelConfig, OptimConfig
 from parse_actors.agents.losses import club_bound, fission_terms, gaussian_nll, mono_terms, term_weights, total_loss
 from parse_actors.agents.model import ClubCritic, FissionOut
@@ -47,6 +47,12 @@ OPTIONS = {
     "synergy_first+cross_backbone": ({"fission": "project_relu"},
                                      {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1},
                                       "lambda_cross": 10.0, "cross_backbone_grad": 1.0}),
+    "fission=project_fuse": ({"fission": "project_fuse"}, {}),
+    "fuse_synergy_first": ({"fission": "project_fuse"},
+                           {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1}, "lambda_cross": 10.0}),
+    "fuse_synergy_first+align0.3": ({"fission": "project_fuse"},
+                                    {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1},
+                                     "lambda_align": 0.3, "lambda_cross": 10.0}),
 }
 """Each option alone (the rest at today's values) and the combinations the measurements compare."""
 
@@ -120,6 +126,44 @@ def test_project_variants_and_club_leave_the_exchange_alone(make_agent):
     assert sorted(k for k in unimodal.net.branches if k.startswith("critic/")) == ["critic/image/uni-red"]
 
 
+def test_project_fuse_is_the_monolithic_fusion_cut_per_modality(make_agent):
+    """`project_fuse`: each syn slice is W_m h_m (bias-free, fusion_hidden wide) and the
+    fusion is ReLU(sum_m s_m / sqrt(K) + b), i.e. one linear layer over the concatenated
+    backbone outputs with weight [W_1 ... W_K] / sqrt(K): the monolithic depth. Checked
+    in float64 against that layer; the bytes of the branches that change are exact."""
+    model = SMALL.model_copy(update={"fission": "project_fuse"})
+    a = make_agent("IA", model=model)
+    net = a.net.double()
+    net.eval()
+    h_dim, d = model.fusion_hidden, model.backbone_width
+    mods = net.mods  # sorted: audio, image
+    x = {m: torch.randn(7, *net.input_shapes[m], generator=torch.Generator().manual_seed(i), dtype=torch.float64)
+         for i, m in enumerate(mods)}
+    with torch.no_grad():
+        out = net(x)
+        feats = [net.branches[f"backbone/{m}/{net.archs[m]}"](x[m]) for m in mods]
+        w = torch.cat([net.branches[f"fission/{m}/syn"].weight for m in mods], 1) / math.sqrt(len(mods))
+        fusion = net.branches["fusion/audio+image"]
+        z = torch.relu(torch.cat(feats, 1) @ w.T + fusion.bias)
+        want = net.branches["head/syn/audio+image"](z)
+    assert [tuple(s.shape) for s in out.syn] == [(7, h_dim)] * 2
+    torch.testing.assert_close(out.syn_logits, want, rtol=1e-12, atol=1e-12)
+    caps = a.capabilities()
+    for m in mods:
+        assert caps[f"fission/{m}/syn"].nbytes == 4 * d * h_dim  # no bias
+        assert caps[f"fission/{m}/uni"].nbytes == 4 * (d * model.slice_width + model.slice_width)  # as `project`
+    assert caps["fusion/audio+image"].nbytes == 4 * h_dim
+    plain = make_agent("IA").capabilities()
+    assert set(caps) == set(plain)  # the same branch keys as `project`: only shapes differ
+    assert {k for k in caps if caps[k].signature != plain[k].signature} == {
+        "fission/audio/syn", "fission/image/syn", "fusion/audio+image"}
+    shared = make_agent("IA", method="parse_share_all", model=model)  # one syn projection for both modalities
+    caps = shared.capabilities()
+    assert caps["fission/syn/12"].nbytes == 4 * d * h_dim and caps["fusion/2"].nbytes == 4 * h_dim
+    loss = shared.train_steps(random_data(("audio", "image")), 2, 16)["loss"]
+    assert math.isfinite(loss)
+
+
 # -- scale-neutral --------------------------------------------------------------------
 def _backbone_grad_norm(a, x, y):
     out = a.net(x)
@@ -159,9 +203,17 @@ CROSS_THROUGH_BACKBONE = pytest.mark.xfail(strict=True, reason=(
     "(measured); the default share 0 keeps it off the backbones (synergy_first+cross)"))
 
 
+ALIGN_TOO_LARGE = pytest.mark.xfail(strict=True, reason=(
+    "the red alignment at 0.3 (3x the default) on top of `project_fuse` with the syn-led prediction gives "
+    "the multimodal agent's backbone 1.47-2.05x the monolithic gradient at init (measured, seeds 0-3; "
+    "0.84-1.11x at the default 0.1): InfoNCE's gradient at init is as large as the CE's"))
+
+
 def _multimodal_mark(option):
     if option in LINEAR_PROJECT:
         return PROJECT_TOO_SMALL
+    if option == "fuse_synergy_first+align0.3":
+        return ALIGN_TOO_LARGE
     return CROSS_THROUGH_BACKBONE if option == "synergy_first+cross_backbone" else None
 
 
@@ -187,12 +239,16 @@ def test_gradient_at_init_within_1_5x_of_monolithic_multimodal(synthetic_mm, opt
 
 
 # -- stable ---------------------------------------------------------------------------
-STABLE = ["today", "prediction=residual", "disentangle=club"]
-"""Options that meet the 5-point bound. `project_norm` is left out: its training accuracy fell 5.2
+STABLE = ["today", "prediction=residual", "disentangle=club", "fission=project_fuse"]
+"""Options that meet the 5-point bound (`project_fuse` with today's objective, seed 0: 2.5 / 1.4 / 2.8
+points at lr 0.01 / 0.03 / 0.05). `project_norm` is left out: its training accuracy fell 5.2
 points below its best at lr 0.03 (seed 0)."""
-NEAR_STABLE = ["residual+project_relu+syn3", "residual+project_relu+syn3+club"]
+NEAR_STABLE = ["residual+project_relu+syn3", "residual+project_relu+syn3+club", "fuse_synergy_first"]
 """The synergy candidates miss the 5-point bound narrowly (measured 5.3 points at lr 0.03, 5.6 with
 CLUB at lr 0.05, seed 0; docs/architecture.md): held to 8 points, so a collapse still fails.
+`fuse_synergy_first` (the syn-led objective on `project_fuse`, which learns synergy) falls 5.3 points
+at lr 0.05 on seed 0 (seeds 1-2: 1.6, 4.8; at lr 0.01 4.4 / 9.6 / 3.0, seed 1's fall an early dip near
+chance that the monolithic network also has, one round sooner, before WARMUP; docs/architecture.md).
 `synergy_first` is in no list: it fails the issue's stability rule (measured, seed 0: drops of 7.1
 points at lr 0.01, 6.6 at 0.05 and 21 at 0.3; seeds 1 and 2: 7.6 and 4.7 at lr 0.01, 9.7 and 3.5 at
 0.05; docs/architecture.md), which is why it is not the default; a test of an outcome that chaotic
