@@ -75,3 +75,12 @@ def recorded_source(run_dir: Path) -> str | None:
         return None
     code = info.get("code") if isinstance(info, dict) else None
     return code.get("source") if isinstance(code, dict) else None
+
+
+def recorded_sources(run_dirs) -> "Counter[str | None]":
+    """How many of `run_dirs` recorded each source digest (None: recorded none): what a
+    resumed sweep's warning and a report's Code sentence count."""
+    from collections import Counter
+
+    return Counter(recorded_source(d) for d in run_dirs)
+

@@ -100,14 +100,12 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
 def _code_note(runs: list[RunData]) -> str:
     """Which parse-sim source made the runs (run.json `code.source`): a table mixing code
     versions says so, since its differences may then come from the code."""
-    from collections import Counter
-
-    from parse_actors.provenance import recorded_source
+    from parse_actors.provenance import recorded_sources
 
     def runs_(n: int) -> str:
         return f"{n} run{'' if n == 1 else 's'}"
 
-    made = Counter(recorded_source(r.dir) for r in runs)
+    made = recorded_sources(r.dir for r in runs)
     none = made.pop(None, 0)
     unrecorded = f"{runs_(none)} recorded no source (made before parse-sim recorded it)."
     if not made:

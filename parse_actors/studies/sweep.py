@@ -474,14 +474,15 @@ def _other_source(done: list) -> str | None:
     """A warning when finished runs recorded parse-sim source other than today's (their
     run.json `code.source`): the table will mix code versions. Runs that recorded none
     (older parse-sim) are not counted."""
-    from parse_actors.provenance import recorded_source, source_digest
+    from parse_actors.provenance import recorded_sources, source_digest
 
     now = source_digest()
-    other = [s for s in (recorded_source(r.dir) for r in done) if s is not None and s != now]
+    made = recorded_sources(r.dir for r in done)
+    other = sorted(s for s in made if s is not None and s != now)
     if not other:
         return None
-    return (f"warning: {len(other)} of the {len(done)} finished runs were made by other parse-sim source "
-            f"({', '.join(sorted(set(other)))}; today {now}): kept as they are; --force re-runs every run")
+    return (f"warning: {sum(made[s] for s in other)} of the {len(done)} finished runs were made by other "
+            f"parse-sim source ({', '.join(other)}; today {now}): kept as they are; --force re-runs every run")
 
 
 def _run_sweep(sweep: Sweep, ray, parallel: int | None, echo: Callable[[str], None], worker_verbosity: int,
