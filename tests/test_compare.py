@@ -168,16 +168,19 @@ def test_no_extend_keeps_the_grid(tmp_path):
 # ---------------------------------------------------------------- report sections
 
 
-def _protocol_sweep(root: Path, acc: dict, gval: bool = True) -> Path:
-    """A hand-made sweep over method x 3 seeds: metrics with acc/acc_gval over 12 evaluations."""
+def _protocol_sweep(root: Path, acc: dict, gval: bool = True, key: str | None = None) -> Path:
+    """A hand-made sweep over method x 3 seeds: metrics with acc/acc_gval over 12 evaluations.
+    With `key`, over method x key: `acc` is keyed by (method, value of key)."""
     seeds = (0, 1, 2)
     runs = []
-    for m, finals in acc.items():
+    for mk, finals in acc.items():
+        m, level = mk if key else (mk, None)
         for s, fin in zip(seeds, finals):
-            name = f"method={m}__seed={s}"
+            name = f"method={m}__{key}={level}__seed={s}" if key else f"method={m}__seed={s}"
             d = root / name
             d.mkdir(parents=True)
-            runs.append({"dir": name, "params": {"method": m}, "seed": s, "derived": {}})
+            runs.append({"dir": name, "params": {"method": m, **({key: level} if key else {})}, "seed": s,
+                         "derived": {}})
             rows = ["round,t,agent,group,acc,loss" + (",acc_gval" if gval else "")]
             for k in range(12):
                 a = fin if k >= 6 else fin * (k + 1) / 7  # flat from evaluation 6 on
@@ -195,11 +198,39 @@ def _protocol_sweep(root: Path, acc: dict, gval: bool = True) -> Path:
             (d / "events.jsonl").write_text("".join(
                 json.dumps({"event": "message", "t": k + 0.5, "t_send": k + 0.5, "bytes": 2**20}) + "\n"
                 for k in range(12)))
+    grid = {"method": list(dict.fromkeys(mk[0] for mk in acc)), key: list(dict.fromkeys(mk[1] for mk in acc))} \
+        if key else {"method": list(acc)}
     (root / "sweep.json").write_text(json.dumps({
-        "kind": "parse-sim sweep", "scenario": "p.yaml", "name": "p", "grid": {"method": list(acc)},
-        "grid_text": {"method": list(acc)}, "numeric_keys": [], "tune": [], "seeds": list(seeds), "overrides": [],
-        "backend": "inline", "runs": runs}))
+        "kind": "parse-sim sweep", "scenario": "p.yaml", "name": "p", "grid": grid,
+        "grid_text": {k: [str(x) for x in v] for k, v in grid.items()}, "numeric_keys": [k for k in grid if k != "method"],
+        "tune": [], "seeds": list(seeds), "overrides": [], "backend": "inline", "runs": runs}))
     return root
+
+
+def test_report_differences_of_differences_for_a_two_level_key(tmp_path):
+    """A key with two values besides method (stragglers off / on): each setting's change,
+    paired by seed, and that change against the reference's. local: 0.5, 0.6, 0.7 -> 0.4,
+    0.5, 0.5 (changes -0.1, -0.1, -0.2); parse: 0.55, 0.7, 0.75 -> 0.5, 0.65, 0.7 (-0.05 each);
+    parse's change minus local's: +0.05, +0.05, +0.15 (the interval of test_paired_difference_interval_exact,
+    doubled: mean 0.0833, SD 0.0577, half 0.1434)."""
+    key = "network.stragglers.fraction"
+    root = _protocol_sweep(tmp_path / "sw", {("local", 0): [0.5, 0.6, 0.7], ("local", 0.3): [0.4, 0.5, 0.5],
+                                             ("parse", 0): [0.55, 0.7, 0.75], ("parse", 0.3): [0.5, 0.65, 0.7]},
+                           key=key)
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    md = (root / "report.md").read_text()
+    a, b = md.index("## Effect of stragglers.fraction: 0.3 vs 0, paired by seed"), md.index(
+        "## Effect of stragglers.fraction, against local: difference of the differences")
+    assert md.index("## Paired differences vs local") < a < b < md.index("## Convergence")
+    rows = [ln for ln in md[a:b].splitlines() if ln.startswith("| ")][1:]  # after the header
+    assert rows == ["| local | 3 | -0.133 ± 0.143 | -0.133 ± 0.143 | -0.133 ± 0.143 | no |",
+                    "| parse | 3 | -0.050 ± 0.000 | -0.050 ± 0.000 | -0.050 ± 0.000 | yes |"]
+    rows = [ln for ln in md[b:].split("## Convergence")[0].splitlines() if ln.startswith("| ")][1:]
+    assert rows == ["| parse | 3 | +0.083 ± 0.143 | +0.083 ± 0.143 | +0.083 ± 0.143 | no |"]
+    # a method-only sweep has neither section
+    root2 = _protocol_sweep(tmp_path / "sw2", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]})
+    assert main(["report", str(root2), "--reference", "local"]) == 0
+    assert "## Effect of" not in (root2 / "report.md").read_text()
 
 
 def test_report_paired_section_convergence_and_curves(tmp_path):
