@@ -19,7 +19,7 @@ DOC = {
     "data": {"name": "synthetic", "synthetic": {"n_samples": 1200}, "global_val_size": 100,
              "partition": {"kind": "dirichlet", "alpha": 0.5}, "missing_modality_rate": 0.3},
     "train": {"local_steps": 2, "batch_size": 16},
-    "protocol": {"rounds": 4},
+    "protocol": {"rounds": 6},
     "network": {"topology": {"kind": "ring"},
                 "churn": {"model": "sessions", "online": {"dist": "exponential", "mean_s": 0.02},
                           "offline": {"dist": "exponential", "mean_s": 0.01}},

@@ -55,10 +55,11 @@ def _run_both(agents, datas, stepper, rounds=3, steps=4, batch=16):
     {"loss": {"disentangle": "club"}, "optim": {"clip_grad_norm": 0.01}},  # both clips bind on every step
     # the cross-modal decorrelation, the backbones getting 0.3 of its gradient
     {"loss": {"lambda_cross": 10.0, "lambda_align": 1.0, "cross_backbone_grad": 0.3}},
-    # the fusion that sums bias-free syn projections (SumFusion)
-    {"loss": {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1}}, "model": {"fission": "project_fuse"}},
+    # the default fission (`project_fuse`, SumFusion) is every case above; `project`, the default before it,
+    # with the syn-led objective
+    {"loss": {"head_weight": 0.0, "logit_weights": {"red": 0.1, "uni": 0.1}}, "model": {"fission": "project"}},
 ], ids=["parse", "clip-wd", "no-momentum-cosine", "monolithic", "residual-relu-club", "sum-norm", "club-clip",
-        "cross-backbone-grad", "project-fuse"])
+        "cross-backbone-grad", "project-syn-led"])
 def test_batched_mlp_agents_end_where_they_would_alone(kw):
     agents, datas = _agents([("image",), ("audio",), ("audio", "image")], **kw)
     stepper = GroupStepper("on")
