@@ -152,6 +152,8 @@ class LossConfig(StrictModel):
     """Share of the unit CE budget for the CE of the prediction (weighted mean of the heads' logits). Default 0.5: half the budget trains the ensemble the agent is scored on."""
     head_weight: float = Field(0.5, ge=0)
     """Share of the unit CE budget for deep supervision: the per-head CEs (red over all modalities, uni averaged over modalities, syn for multimodal agents), split equally over the heads the agent has. Default 0.5: every slice must predict on its own (slice-drop inference, a red head useful to every neighbour)."""
+    head_weight_multimodal: float | None = Field(None, ge=0)
+    """`head_weight` for agents with two or more modalities; None (default): `head_weight` for every agent. 0 with syn-led `logit_weights` lets a multimodal agent's syn path take its whole CE while the unimodal agents keep the per-head CEs their red and uni heads need (docs/architecture.md)."""
     lambda_align: float = Field(0.1, ge=0)
     """Weight of the cross-modal alignment of the red slices inside multimodal agents. InfoNCE and supcon enter multiplied by `temperature` (their gradient would otherwise be 1/temperature times a CE's, i.e. 10x at 0.1, and dominate the CE budget). Default 0.1: a regulariser with a tenth of the CE budget's gradient."""
     align: Literal["auto", "infonce", "supcon", "cosine"] = "auto"
@@ -181,12 +183,15 @@ class LossConfig(StrictModel):
     def _ce_budget(self):
         if self.ce_weight + self.head_weight <= 0:
             raise ValueError("ce_weight + head_weight must be > 0 (they share the unit CE budget)")
+        if self.head_weight_multimodal is not None and self.ce_weight + self.head_weight_multimodal <= 0:
+            raise ValueError("ce_weight + head_weight_multimodal must be > 0 (they share a multimodal agent's CE budget)")
         return self
 
-    def ce_shares(self) -> tuple[float, float]:
-        """(prediction CE, deep supervision) weights, normalised to sum to 1."""
-        total = self.ce_weight + self.head_weight
-        return self.ce_weight / total, self.head_weight / total
+    def ce_shares(self, multimodal: bool = False) -> tuple[float, float]:
+        """(prediction CE, deep supervision) weights of an agent, normalised to sum to 1."""
+        hw = self.head_weight if not multimodal or self.head_weight_multimodal is None else self.head_weight_multimodal
+        total = self.ce_weight + hw
+        return self.ce_weight / total, hw / total
 
 
 class OptimConfig(StrictModel):

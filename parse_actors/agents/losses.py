@@ -230,7 +230,7 @@ def term_weights(cfg: LossConfig, multimodal: bool = True) -> dict[str, float]:
     sum (1/K of it in a mean), so each kind's parameters get the gradient they get
     under `mean` while the prediction moves K times as far per step. A unimodal agent
     has no `head_syn`, `align` or `cross` term; their weights are listed as 0."""
-    ce, heads = cfg.ce_shares()
+    ce, heads = cfg.ce_shares(multimodal)
     per_head = heads / (3 if multimodal else 2)
     if cfg.prediction != "mean":  # a sum passes the CE's full gradient to every kind: 1/K of it, as the mean does
         w = cfg.logit_weights

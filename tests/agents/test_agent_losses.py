@@ -120,6 +120,13 @@ def test_ce_weights_sum_to_one(multimodal):
     assert sum(w[k] for k in CE_TERMS) == pytest.approx(1.0, abs=1e-12) and w["ce"] == 0.75
     with pytest.raises(ValueError, match="ce_weight \\+ head_weight"):
         LossConfig(ce_weight=0.0, head_weight=0.0)
+    # a multimodal agent's own deep-supervision share: the unimodal agents keep head_weight
+    w = term_weights(LossConfig(head_weight_multimodal=0.0), multimodal)
+    assert sum(w[k] for k in CE_TERMS) == pytest.approx(1.0, abs=1e-12)
+    assert (w["ce"], w["head_red"], w["head_uni"]) == ((1.0, 0.0, 0.0) if multimodal else (0.5, 0.25, 0.25))
+    assert term_weights(LossConfig(head_weight_multimodal=0.5), multimodal) == term_weights(LossConfig(), multimodal)
+    with pytest.raises(ValueError, match="head_weight_multimodal"):
+        LossConfig(ce_weight=0.0, head_weight_multimodal=0.0)
 
 
 def _supcon_reference(views, y, t):
