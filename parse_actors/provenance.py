@@ -83,4 +83,3 @@ def recorded_sources(run_dirs) -> "Counter[str | None]":
     from collections import Counter
 
     return Counter(recorded_source(d) for d in run_dirs)
-

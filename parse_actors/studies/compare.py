@@ -50,14 +50,19 @@ class Paired:
         return seeds_needed(self.mean, self.sd)
 
 
-def paired(reference: dict[int, float | None], other: dict[int, float | None]) -> Paired:
-    """Differences over the seeds where both have a finite value."""
-    d = []
+def differences(reference: dict[int, float | None], other: dict[int, float | None]) -> dict[int, float]:
+    """{seed: other - reference} over the seeds where both have a finite value."""
+    out = {}
     for s in sorted(set(reference) & set(other)):
         a, b = reference[s], other[s]
-        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
-            continue
-        d.append(b - a)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+            out[s] = b - a
+    return out
+
+
+def paired(reference: dict[int, float | None], other: dict[int, float | None]) -> Paired:
+    """Differences over the seeds where both have a finite value."""
+    d = list(differences(reference, other).values())
     n = len(d)
     if n == 0:
         return Paired(0, None, None, None)

@@ -9,7 +9,6 @@ other sweeps stay as they were.
 
 from __future__ import annotations
 
-import math
 
 from parse_actors.studies import plots
 from parse_actors.studies.compare import (
@@ -17,6 +16,7 @@ from parse_actors.studies.compare import (
     PLATEAU_MIN_WINDOW,
     PLATEAU_TOL,
     PLATEAU_WINDOW,
+    differences,
     fmt_paired,
     paired,
     plateau_round,
@@ -137,7 +137,7 @@ def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
         need = p.seeds_needed()
         rows.append([label, p.n, fmt_paired(p)] + [fmt_paired(x) for x in per_g]
                     + ["n/a" if p.sd is None else f"{p.sd:.3f}",
-                       "yes" if p.resolved else ("no" if p.half is not None else "n/a"),
+                       _resolved(p),
                        "n/a" if need is None else (f"{need} (have {p.n})")])
     lines = [f"## Paired differences vs {reference}", "",
              f"Δ = a setting's {'test accuracy at its validation stop' if v.sd.early_stop else 'final test accuracy'}"
@@ -168,7 +168,7 @@ def _two_level_sections(v: SweepView, us: list[Unit], reference: str | None) -> 
         changes = {}  # rest -> per group (None: all agents) {seed: value at hi - value at lo}
         for rest, at in by_rest.items():
             if lo in at and hi in at:
-                changes[rest] = {g: _differences(_by_seed(at[lo], g), _by_seed(at[hi], g)) for g in groups}
+                changes[rest] = {g: differences(_by_seed(at[lo], g), _by_seed(at[hi], g)) for g in groups}
         if not changes:
             continue
         short = sd.short_key(key)
@@ -177,7 +177,7 @@ def _two_level_sections(v: SweepView, us: list[Unit], reference: str | None) -> 
         for rest, ch in changes.items():
             ps = [paired({s: 0.0 for s in ch[g]}, ch[g]) for g in groups]
             rows.append([_rest_label(sd, rest), ps[0].n, *(fmt_paired(p) for p in ps),
-                         "yes" if ps[0].resolved else ("no" if ps[0].half is not None else "n/a")])
+                         _resolved(ps[0])])
         lines += [f"## Effect of {short}: {hi} vs {lo}, paired by seed", "",
                   f"Per setting, its accuracy with {short}={hi} minus with {short}={lo}, seed by seed (the same "
                   "partition and timeline otherwise), mean ± 95% t-interval"
@@ -195,7 +195,7 @@ def _two_level_sections(v: SweepView, us: list[Unit], reference: str | None) -> 
                 continue
             ps = [paired(ref_of[other][g], ch[g]) for g in groups]
             rows.append([_rest_label(sd, rest), ps[0].n, *(fmt_paired(p) for p in ps),
-                         "yes" if ps[0].resolved else ("no" if ps[0].half is not None else "n/a")])
+                         _resolved(ps[0])])
         if rows:
             lines += [f"## Effect of {short}, against {reference}: difference of the differences", "",
                       f"A setting's change from {short}={lo} to {hi} (the table above) minus `{reference}`'s with "
@@ -205,14 +205,9 @@ def _two_level_sections(v: SweepView, us: list[Unit], reference: str | None) -> 
     return lines
 
 
-def _differences(lo: dict[int, float | None], hi: dict[int, float | None]) -> dict[int, float]:
-    """{seed: hi - lo} over the seeds where both are finite numbers."""
-    out = {}
-    for s in sorted(set(lo) & set(hi)):
-        a, b = lo[s], hi[s]
-        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
-            out[s] = b - a
-    return out
+def _resolved(p) -> str:
+    """The `resolved` column: yes / no, n/a without an interval (under 2 seeds)."""
+    return "yes" if p.resolved else ("no" if p.half is not None else "n/a")
 
 
 def _rest_label(sd: SweepData, rest: tuple) -> str:
@@ -240,7 +235,7 @@ def _paired_conflict_section(us: list[Unit], reference: str) -> list[str]:
             if p.n == 0:
                 continue
             rows.append([label, b, fmt_ci([_cosine(r, b) for r in ref]), fmt_ci([_cosine(r, b) for r in runs]),
-                         fmt_paired(p), "yes" if p.resolved else ("no" if p.half is not None else "n/a")])
+                         fmt_paired(p), _resolved(p)])
     if not rows:
         return []
     lines = [f"## Gradient conflict, paired vs {reference}", "",
