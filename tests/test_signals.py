@@ -151,6 +151,20 @@ def assert_resumes_to(full: Path, run: Run) -> None:
 BACKENDS = ["inline", pytest.param("ray", marks=pytest.mark.slow)]
 
 
+def test_the_stop_now_exception_survives_a_copy_and_a_pickle():
+    """A second signal's StopNow may be rebuilt from its args on its way out (copy, pickle):
+    it was rebuilt from its message, so signal.Signals('second SIGINT') raised ValueError and
+    the run ended with exit 1 instead of 130 (seen once in CI, test below)."""
+    import copy
+    import pickle
+
+    from parse_actors.engine.signals import StopNow
+
+    e = StopNow(signal.SIGINT)
+    for again in (copy.copy(e), copy.deepcopy(e), pickle.loads(pickle.dumps(e))):
+        assert type(again) is StopNow and again.signum == signal.SIGINT and str(again) == "second SIGINT"
+
+
 # ---------------------------------------------------------------- a first signal
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_first_sigterm_stops_after_the_round_in_progress_and_resumes_exactly(full, runs, backend):

@@ -45,8 +45,11 @@ class StopNow(KeyboardInterrupt):
     catching `Exception` swallows it and asyncio lets it out of the loop)."""
 
     def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(f"second {signal.Signals(signum).name}")
+        self.signum = int(signum)
+        super().__init__(self.signum)  # args = (signum,): a copy or an unpickling rebuilds it as StopNow(signum)
+
+    def __str__(self) -> str:
+        return f"second {signal.Signals(self.signum).name}"
 
 
 class StopSignals:
