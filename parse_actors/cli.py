@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --tune: choose, and report, every run at its validation stop (the earliest "
                          "round of the best mean validation accuracy of all agents), as early stopping on the "
                          "global validation set would keep it; the test set plays no part in the stop")
+    sw.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="with --tune: choose, and report, every run at its last evaluation within SECONDS of "
+                         "virtual time (with --early-stop: its validation stop among those), as if every run had "
+                         "stopped there: runs at different speeds (sync rounds with stragglers) compared at a time")
     sw.add_argument("--reference", metavar="METHOD",
                     help="reports pair every method with this one, seed by seed (paired-difference 95%% CI and "
                          "the seeds a difference of that size needs); needs a grid over method")
@@ -128,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--budget", type=float, metavar="SECONDS",
                     help="sweeps: also compare accuracy at this virtual time, for runs that last different "
                          "virtual times (e.g. sync vs async with stragglers)")
+    rp.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="sweeps: read every run at its last evaluation within SECONDS of virtual time (with "
+                         "--early-stop: its validation stop among those) for the choice, the tables and the paired "
+                         "differences, as if every run had stopped there (--budget only adds a column)")
 
     au = sub.add_parser("audit", help="what each learned slice carries (latent probes, PID of the label)",
                         description="Rebuild a finished run's agents from RUN_DIR/scenario.yaml and "
@@ -291,7 +299,8 @@ def _cmd_sweep(args) -> int:
                                 ("--seeds", args.seeds), ("--set", args.overrides), ("--out", args.out),
                                 ("--force", args.force), ("--reference", args.reference),
                                 ("--no-extend", args.no_extend), ("--extend", args.extend is not None),
-                                ("--early-stop", args.early_stop)) if v]
+                                ("--early-stop", args.early_stop),
+                                ("--time-budget", args.time_budget is not None)) if v]
         if given:
             raise ScenarioError("--resume", "", f"takes the sweep directory only, not {given[0]} (its sweep.json "
                                                 "holds the scenario, grid, seeds and overrides)")
@@ -302,7 +311,7 @@ def _cmd_sweep(args) -> int:
         sweep = plan_sweep(args.scenario, args.grid, 1 if args.seeds is None else args.seeds, args.overrides,
                            args.out, args.backend or "inline", args.force, tune_args=args.tune,
                            reference=args.reference, extend=_extend_steps(args),
-                           early_stop=args.early_stop)
+                           early_stop=args.early_stop, time_budget=args.time_budget)
     n_points = len(sweep.runs) // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs ({n_points} grid points x {len(sweep.seeds)} seeds), "
           f"{len(sweep.pending)} to run, into {sweep.out}", flush=True)
@@ -330,7 +339,7 @@ def _cmd_report(args) -> int:
     from parse_actors.studies.report import write_report
 
     out = write_report(Path(args.dir), target=args.target, dpi=args.dpi, budget=args.budget,
-                       reference=args.reference, early_stop=args.early_stop)
+                       reference=args.reference, early_stop=args.early_stop, time_budget=args.time_budget)
     print(f"report: {out} (figures in {out.parent / 'report'})")
     return EXIT_OK
 

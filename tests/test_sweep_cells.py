@@ -194,6 +194,7 @@ def test_resume_plans_the_sweep_that_sweep_json_describes(tmp_path, monkeypatch)
     (["--ray-address", "local", "--cell-gpus", "1.5"], "--cell-gpus: above 1, expected a whole number"),
     (["--ray-address", "local", "--cell-cpus", "-1"], "--cell-cpus: expected a number of CPUs >= 0"),
     (["--resume", "x", "--seeds", "2"], "--resume: takes the sweep directory only, not --seeds"),
+    (["--resume", "x", "--time-budget", "3"], "--resume: takes the sweep directory only, not --time-budget"),
 ])
 def test_bad_cluster_flags_exit_2_before_anything(tmp_path, capsys, args, expect):
     out = tmp_path / "sw"

@@ -131,6 +131,16 @@ class SweepData:
     runs: list[RunData]
     missing: list[str]
     early_stop: bool = False  # runs are read at their validation stop (early_stop.py)
+    time_budget: float | None = None  # runs are read within this virtual time (time_budget.py)
+
+    @property
+    def reading(self) -> str:
+        """Where each run's accuracies are read, for the report's sentences."""
+        if self.time_budget is not None:
+            t = f"{self.time_budget:g} s of virtual time"
+            return (f"test accuracy at the validation stop within the first {t}" if self.early_stop
+                    else f"test accuracy at the last evaluation within {t}")
+        return "test accuracy at the validation stop" if self.early_stop else "final test accuracy"
 
     @property
     def grid(self) -> dict[str, list]:
@@ -207,17 +217,23 @@ class SweepData:
         return out
 
 
-def load_sweep(sdir: Path, early_stop: bool | None = None) -> SweepData:
+def load_sweep(sdir: Path, early_stop: bool | None = None, time_budget: float | None = None) -> SweepData:
     """A sweep's manifest and its finished runs; a run without summary.json (not run yet, or
     still running) is listed as missing, a run whose files are malformed is an error.
     `early_stop` (default: as the sweep was run, `sweep --early-stop`): each run's summary is
-    read at its validation stop (early_stop.stopped_summary); its curves stay whole."""
+    read at its validation stop (early_stop.stopped_summary); `time_budget` (seconds; default:
+    as the sweep was run, `sweep --time-budget`): at its
+    last evaluation within that virtual time, or its validation stop among those
+    (time_budget.budgeted_summary; a run with none is listed as missing). Curves stay whole."""
     from parse_actors.studies.early_stop import stopped_summary
+    from parse_actors.studies.time_budget import budgeted_summary
 
     sdir = Path(sdir)
     manifest = read_json(sdir / SWEEP_JSON, SWEEP)
     check_sweep_manifest(manifest, sdir / SWEEP_JSON)
     stop = manifest.get("early_stop") is True if early_stop is None else bool(early_stop)
+    if time_budget is None:
+        time_budget = manifest.get("time_budget")
     runs, missing = [], []
     for entry in manifest.get("runs", []):
         rdir = sdir / entry["dir"]
@@ -231,10 +247,16 @@ def load_sweep(sdir: Path, early_stop: bool | None = None) -> SweepData:
         if not run.summary.get("complete"):
             missing.append(entry["dir"] + " (incomplete)")
             continue
-        if stop:
+        if time_budget is not None:
+            read = budgeted_summary(run.summary, run.metrics, time_budget, stop)
+            if read is None:
+                missing.append(entry["dir"] + f" (no evaluation within {time_budget:g} s)")
+                continue
+            run.summary = read
+        elif stop:
             run.summary = stopped_summary(run.summary, run.metrics)
         runs.append(run)
-    return SweepData(sdir, manifest, runs, missing, stop)
+    return SweepData(sdir, manifest, runs, missing, stop, time_budget)
 
 
 def is_sweep_dir(path: Path) -> bool:

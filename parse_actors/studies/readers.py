@@ -242,7 +242,7 @@ SWEEP = {
     "seeds": ListOf(INT), "overrides": ListOf(STR),
     "runs": ListOf({"dir": STR, "params": Opt(Each(ANY)), "seed": INT, "derived": Opt(Each(Opt(NUM)))}),
     "extensions": ListOf({"setting": Each(ANY), "key": STR, "edge": STR, "from": ANY, "values": Each(ANY)}),
-    "reference": STR, "early_stop": BOOL,
+    "reference": STR, "early_stop": BOOL, "time_budget": NUM,
 }
 """What a report reads of sweep.json."""
 

@@ -44,7 +44,7 @@ def default_target(finals: list[float | None]) -> float:
 
 def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
                  budget: float | None = None, reference: str | None = None,
-                 early_stop: bool | None = None) -> Path:
+                 early_stop: bool | None = None, time_budget: float | None = None) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: no such directory")
@@ -54,10 +54,15 @@ def write_report(path: str | Path, target: float | None = None, dpi: int = 100,
         raise ReportError(f"--dpi: expected 20..600, got {dpi}")
     if budget is not None and not budget > 0:
         raise ReportError(f"--budget: expected a positive number of virtual seconds, got {budget}")
+    if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
+        raise ReportError(f"--time-budget: expected a positive number of virtual seconds, got {time_budget}")
     dirguard.check_entries(path, "report directory")  # before anything in it is read or written
     if is_sweep_dir(path):
         dirguard.check_sweep_entries(path)
-        return sweep_report(load_sweep(path, early_stop), target, dpi, budget, default_target, reference)
+        return sweep_report(load_sweep(path, early_stop, time_budget), target, dpi, budget, default_target,
+                            reference)
+    if time_budget is not None:
+        raise ReportError("--time-budget: only for a sweep directory (each of its runs is read within the budget)")
     if early_stop:
         raise ReportError("--early-stop: only for a sweep directory (each of its runs is read at its validation stop)")
     if reference is not None:

@@ -72,7 +72,7 @@ def sections(v: SweepView, reference: str | None) -> list[str]:
         lines += _paired_section(v, us, reference)
         lines += _paired_conflict_section(us, reference)
     lines += _two_level_sections(v, us, reference)
-    lines += _convergence_section(us, sd.early_stop)
+    lines += _convergence_section(us, sd)
     lines += _curves(v, us)
     return lines
 
@@ -96,7 +96,17 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
             + (" **Early stopping**: every run is read at its validation stop, the earliest evaluation with the "
                "best mean validation accuracy of all agents (the set tuning chose on); choices, tables and "
                "differences use the accuracies there (studies/early_stop.py), the curves the whole run."
-               if sd.early_stop else "") + _code_note(sd.runs), ""]
+               if sd.early_stop else "")
+            + (f" **Time budget**: every run is read {_budget_where(sd)}, as if every run had been stopped "
+               f"{sd.time_budget:g} s of virtual time after the start (studies/time_budget.py); the plateau rule "
+               "and the curves use the whole run." if sd.time_budget is not None else "")
+            + _code_note(sd.runs), ""]
+
+
+def _budget_where(sd: SweepData) -> str:
+    t = f"{sd.time_budget:g} s"
+    return (f"at its validation stop among its evaluations within {t} of virtual time" if sd.early_stop
+            else f"at its last evaluation within {t} of virtual time")
 
 
 def _code_note(runs: list[RunData]) -> str:
@@ -140,7 +150,7 @@ def _paired_section(v: SweepView, us: list[Unit], reference: str) -> list[str]:
                        _resolved(p),
                        "n/a" if need is None else (f"{need} (have {p.n})")])
     lines = [f"## Paired differences vs {reference}", "",
-             f"Δ = a setting's {'test accuracy at its validation stop' if v.sd.early_stop else 'final test accuracy'}"
+             f"Δ = a setting's {v.sd.reading}"
              f" minus `{reference}`'s with the same other keys, seed by seed; "
              "mean ± half-width of the 95% t-interval of the per-seed differences (n-1 degrees of freedom). "
              "Resolved: the interval excludes 0. Seeds for 80% power: the fewest paired seeds that detect a true "
@@ -260,7 +270,7 @@ def _rest(setting: dict) -> tuple:
     return tuple((k, dump_value(v)) for k, v in setting.items() if k != "method")
 
 
-def _convergence_section(us: list[Unit], early_stop: bool = False) -> list[str]:
+def _convergence_section(us: list[Unit], sd: SweepData) -> list[str]:
     col = val_column([r for _, _, runs in us for r in runs])
     lines = ["## Convergence", ""]
     if col is None:
@@ -287,8 +297,14 @@ def _convergence_section(us: list[Unit], early_stop: bool = False) -> list[str]:
               ""]
     return lines + md_table(["setting", "seeds converged", "mean stop (evaluation)", "evaluations run",
                              "test acc at stop (95% CI)",
-                             "test acc at validation stop (95% CI)" if early_stop else "test acc at end (95% CI)"],
+                             _reading_header(sd)],
                             rows)
+
+
+def _reading_header(sd: SweepData) -> str:
+    if sd.time_budget is not None:
+        return f"test acc {'at validation stop ' if sd.early_stop else ''}within {sd.time_budget:g} s (95% CI)"
+    return "test acc at validation stop (95% CI)" if sd.early_stop else "test acc at end (95% CI)"
 
 
 def _curves(v: SweepView, us: list[Unit]) -> list[str]:

@@ -80,6 +80,13 @@ def _view(sd: SweepData, figs: Path, name: str, dpi: int, target: float, budget:
 # ---------------------------------------------------------------- final accuracy
 
 
+def _where(sd: SweepData) -> str:
+    """Where runs are read, when not at their end: `at the validation stop`, `within 6 s`, both."""
+    if sd.time_budget is None:
+        return "at the validation stop"
+    return f"{'at the validation stop ' if sd.early_stop else ''}within {sd.time_budget:g} s virtual"
+
+
 def _final_table(v: SweepView) -> list[str]:
     sd, groups, target, budget = v.sd, v.groups, v.target, v.budget
     header = (["setting", "seeds", "all agents (95% CI)"] + [f"{g} (95% CI)" for g in groups]
@@ -99,7 +106,8 @@ def _final_table(v: SweepView) -> list[str]:
                 fmt_ci([r.summary.get("bytes_total", 0) / 2**20 for r in runs], 1),
                 fmt_ci([r.summary.get("virtual_time_s") for r in runs], 2)]
         rows.append(row)
-    title = (("## Accuracy at the validation stop per setting" if sd.early_stop else "## Final accuracy per setting")
+    title = ((f"## Accuracy {_where(sd)} per setting" if sd.early_stop or sd.time_budget is not None
+              else "## Final accuracy per setting")
              + (" (every tune value)" if sd.tune_keys else ""))
     lines = [title, ""] + md_table(header, rows)
     if budget is not None:
@@ -176,10 +184,11 @@ def _vs_key(v: SweepView, key: str, xlabel: str, scale: float, is_grid: bool) ->
     series, series_b, names = _vs_key_series(v, key, scale, is_grid, line_keys, panels)
     s = slug(key)
     legend = ", ".join(sd.short_key(k) for k in line_keys)
-    what = "accuracy at the validation stop" if sd.early_stop else "final accuracy"
+    read = sd.early_stop or sd.time_budget is not None
+    what = f"accuracy {_where(sd)}" if read else "final accuracy"
     plots.sweep_vs_key(xlabel, {n: {} for n in names}, panels, series, v.figs / f"final_acc_vs_{s}.png",
                        f"{name}: {what} vs {xlabel} (error bars: 95% CI over seeds)",
-                       "test accuracy at the validation stop" if sd.early_stop else "final test accuracy",
+                       f"test accuracy {_where(sd)}" if read else "final test accuracy",
                        dpi, legend_title=legend)
     lines = [f"## {what[0].upper() + what[1:]} vs {xlabel}", ""]
     xs_sorted = sorted({x for p in series.values() for d in p.values() for x in d})

@@ -45,7 +45,8 @@ def _edge_text(sd: SweepData, c: Choice) -> str:
 
 
 def _stop_text(runs: list) -> str:
-    """Median validation-stop round of `runs` of the last round they ran, e.g. `35 of 59`."""
+    """Median round `runs` are read at (validation stop or time budget) of the last round they
+    ran, e.g. `35 of 59`."""
     stops = [r.summary["stop"]["round"] for r in runs if r.summary.get("stop")]
     if not stops:
         return "end (no stop)"
@@ -60,6 +61,7 @@ def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
     keys = ", ".join(f"`{k}`" for k in sd.tune_keys)
     gval = bool(choices) and choices[0].on == "gval"
     protocol = gval or bool(sd.extensions)  # the comparison protocol's columns (docs/studies.md)
+    stop_col = sd.early_stop or sd.time_budget is not None
     if gval:
         n = _gval_size(sd)
         on = (f"on the global validation set ({n} samples, the same count of every class, " if n else
@@ -79,6 +81,12 @@ def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
                   "best mean validation accuracy of all agents on the set the choice is made on; the validation "
                   "and test accuracies here are those of that evaluation (`stop round`: the median over the "
                   "chosen value's seeds, of the evaluations the runs made).", ""]
+    if sd.time_budget is not None:
+        lines += [f"**Time budget**: every run is read at its "
+                  + ("validation stop among its evaluations" if sd.early_stop else "last evaluation")
+                  + f" within {sd.time_budget:g} s of virtual time, as if stopped there; the choice, the validation "
+                  "and the test accuracies here are those of that evaluation (`stop round`: the median over the "
+                  "chosen value's seeds, of the rounds the runs made).", ""]
     if protocol:
         lines += ["A choice at the smallest or largest value of a numeric tune key means the grid did not bracket "
                   "the optimum: the sweep then ran one more step past that edge for that setting (the grid's "
@@ -86,20 +94,20 @@ def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
                   "what happened.", ""]
     header = (["setting", "chosen", "validation acc", "seeds", "all agents (95% CI)"]
               + [f"{g} (95% CI)" for g in groups] + (["agents' validation", "grid edge"] if protocol else [])
-              + (["stop round"] if sd.early_stop else []))
+              + (["stop round"] if stop_col else []))
     rows = []
     for c in choices:
         label = setting_label(sd, c.setting)
         if c.chosen is None:
             rows.append([label, "none (no validation accuracy)", "n/a", 0, "n/a"] + ["n/a"] * len(groups)
-                        + (["n/a", ""] if protocol else []) + (["n/a"] if sd.early_stop else []))
+                        + (["n/a", ""] if protocol else []) + (["n/a"] if stop_col else []))
             continue
         runs = c.runs
         av = c.chosen.agent_val
         rows.append([label, tune_text(sd, c.chosen.values), f"{c.chosen.val:.3f}", len(runs),
                      fmt_ci([r.final() for r in runs])] + [fmt_ci([r.final(g) for r in runs]) for g in groups]
                     + (["n/a" if av is None else f"{av:.3f}", _edge_text(sd, c)] if protocol else [])
-                    + ([_stop_text(runs)] if sd.early_stop else []))
+                    + ([_stop_text(runs)] if stop_col else []))
     lines += md_table(header, rows)
     if not choices:
         return lines + ["No complete run yet.", ""]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import os
 import signal
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from parse_actors.metrics.summary import KINDS
 from parse_actors.data.config import DEFAULT_GLOBAL_VAL
 from parse_actors.studies.data import SWEEP_CSV, SWEEP_JSON, mean_ci
 from parse_actors.studies.early_stop import stopped_summary
+from parse_actors.studies.time_budget import budgeted_summary
 from parse_actors.studies.grid import (
     GridPoint,
     add_tune,
@@ -91,6 +93,7 @@ class Sweep:
     reference: str | None = None  # the method paired differences are taken against (`--reference`)
     extend: int = 1  # tune values a setting may add past an edge its choice lands on, per key
     early_stop: bool = False  # choices and tables read each run at its validation stop (early_stop.py)
+    time_budget: float | None = None  # ... within this virtual time, in seconds (time_budget.py)
 
     @property
     def pending(self) -> list[PlannedRun]:
@@ -105,7 +108,7 @@ class Sweep:
 def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, overrides: list[str] | None = None,
                out: str | Path | None = None, backend: str = "inline", force: bool = False,
                tune_args: list[str] | None = None, reference: str | None = None, extend: int = 1,
-               early_stop: bool = False) -> Sweep:
+               early_stop: bool = False, time_budget: float | None = None) -> Sweep:
     """Validate every grid point and decide, per run, whether it is done, new, resumable.
     `tune_args` (`--tune KEY=V1,V2`, `KEY=log:LO:HI:N`, `KEY`) are swept like grid keys and
     chosen per setting on validation accuracy when the results are read
@@ -113,7 +116,7 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
     (`data.global_val_size=300`, added to the overrides) unless the scenario, an override
     or the grid sets one. `reference`: the method reports pair every other one with.
     `extend`: steps past a grid edge per setting and key (0: none); `early_stop`: read every
-    run at its validation stop."""
+    run at its validation stop; `time_budget`: within that many seconds of virtual time."""
     path = Path(scenario_file)
     extend = int(extend) if isinstance(extend, bool) else extend  # true/false: one step / none
     if not isinstance(extend, int) or extend < 0:
@@ -125,8 +128,12 @@ def plan_sweep(scenario_file: str | Path, grid_args: list[str], seeds: int, over
     if tune and not _sets_global_val(path, overrides, grid):
         overrides.append(f"data.global_val_size={DEFAULT_GLOBAL_VAL}")
     _check_reference(reference, grid)
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and not isinstance(time_budget, bool)
+                                        and math.isfinite(time_budget) and time_budget > 0):
+        raise ScenarioError("--time-budget", "", f"expected a positive number of virtual seconds, got {time_budget!r}")
     sweep = _plan(path, grid, tune, seeds, overrides, out, backend, force)
     sweep.reference, sweep.extend, sweep.early_stop = reference, extend, bool(early_stop)
+    sweep.time_budget = None if time_budget is None else float(time_budget)
     return sweep
 
 
@@ -167,6 +174,7 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
         extensions = list(manifest.get("extensions") or [])
         reference, extend = manifest.get("reference"), int(manifest.get("extend", 1))  # true/false before steps
         early_stop = manifest.get("early_stop") is True
+        time_budget = None if manifest.get("time_budget") is None else float(manifest["time_budget"])
         overrides, stored = list(manifest.get("overrides") or []), str(manifest["scenario"])
         names = [r["dir"] for r in manifest["runs"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ScenarioError) as e:
@@ -179,6 +187,7 @@ def resume_sweep(out: str | Path, backend: str | None = None) -> Sweep:
     sweep = _plan(path, grid, tune, seeds, overrides, out, backend or manifest.get("backend") or "inline", False,
                   extensions)
     sweep.reference, sweep.extend, sweep.early_stop = reference, extend, early_stop
+    sweep.time_budget = time_budget
     if [r.point.name for r in sweep.runs] != names:
         raise SweepError(f"{out}: cannot resume: {path} now gives other cells than {SWEEP_JSON} lists "
                          "(the file changed since the sweep began); run the sweep again into another --out")
@@ -357,12 +366,17 @@ def _ext_text(e: dict) -> str:
 
 
 def _done_runs(sweep: Sweep) -> list:
-    """The complete runs, each with its summary (read at its validation stop with --early-stop)."""
+    """The complete runs, each with its summary (read at its validation stop with --early-stop,
+    within the budget with --time-budget: a run with no evaluation within it is left out)."""
     runs = []
     for r in sweep.runs:
         s = read_summary(r.dir)
         if s and s.get("complete"):
-            if sweep.early_stop:
+            if sweep.time_budget is not None:
+                s = budgeted_summary(s, read_table(r.dir / "metrics.csv"), sweep.time_budget, sweep.early_stop)
+                if s is None:
+                    continue
+            elif sweep.early_stop:
                 s = stopped_summary(s, read_table(r.dir / "metrics.csv"))
             runs.append(_Done(r.point.params, r.point.seed, s))
     return runs
@@ -548,6 +562,7 @@ def write_manifest(sweep: Sweep) -> None:
         **({"reference": sweep.reference} if sweep.reference else {}),
         **({} if sweep.extend == 1 else {"extend": sweep.extend}),
         **({"early_stop": True} if sweep.early_stop else {}),
+        **({"time_budget": sweep.time_budget} if sweep.time_budget is not None else {}),
         "seeds": sweep.seeds,
         "overrides": sweep.overrides,
         "backend": sweep.backend,
