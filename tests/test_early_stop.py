@@ -71,23 +71,27 @@ def _gval(lr: float, k: int, seed: int) -> float:
     return base + 0.001 * seed
 
 
-def _curve_runner(sweep, pending, k, tracker, verbosity, sigs):
-    """Each cell writes metrics.csv (two agents, ROUNDS evaluations) and the summary a run
-    would: test accuracy 0.1 (image) and 0.2 (audio) under the global validation accuracy."""
+def write_curve_cells(pending, tracker, round_s=lambda method: 1.0) -> None:
+    """Each cell writes metrics.csv (two agents, ROUNDS evaluations, one every `round_s(method)`
+    seconds of virtual time) and the summary a run would: test accuracy 0.1 (image) and 0.2
+    (audio) under the global validation accuracy."""
     for run in pending:
-        lr, seed = run.point.params["optim.lr"], run.point.seed
+        lr, seed, dt = run.point.params["optim.lr"], run.point.seed, round_s(run.point.params["method"])
         lines = ["round,t,agent,group,acc,loss,acc_gval,acc_val"]
         rows = []
         for r in range(ROUNDS):
             v = _gval(lr, r, seed)
             for ag, (g, drop) in enumerate((("image", 0.1), ("audio", 0.2))):
-                lines.append(f"{r},{r + 1.0},{ag},{g},{v - drop},1.0,{v},{v}")
+                lines.append(f"{r},{(r + 1) * dt},{ag},{g},{v - drop},1.0,{v},{v}")
                 rows.append({"round": r, "group": g, "acc": v - drop, "acc_gval": v, "acc_val": v})
         finish_stub_cell(run, tracker, {
-            "rounds": ROUNDS, "virtual_time_s": float(ROUNDS), "agents": 2, "groups": {"image": 1, "audio": 1},
+            "rounds": ROUNDS, "virtual_time_s": ROUNDS * dt, "agents": 2, "groups": {"image": 1, "audio": 1},
             "final_acc": final_accuracy(rows), "final_acc_val": final_accuracy(rows, "acc_val"),
             "final_acc_gval": final_accuracy(rows, "acc_gval")}, "\n".join(lines) + "\n")
-    return None
+
+
+def _curve_runner(sweep, pending, k, tracker, verbosity, sigs):
+    write_curve_cells(pending, tracker)
 
 
 def _tuned(out: Path) -> dict[str, dict]:

@@ -14,12 +14,10 @@ import pytest
 from parse_actors.cli import main
 from parse_actors.metrics.summary import final_accuracy
 from parse_actors.studies.time_budget import budgeted_summary, within_budget
-from run_helpers import finish_stub_cell
-from test_early_stop import _gval, _rows
+from test_early_stop import ROUNDS, _rows, write_curve_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
-ROUNDS = 10
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -56,23 +54,9 @@ def test_budget_with_early_stop_stops_among_the_evaluations_within_it():
 # ---------------------------------------------------------------- sweeps, with a stub cell runner
 
 def _timed_runner(sweep, pending, k, tracker, verbosity, sigs):
-    """As test_early_stop's curve runner (lr 0.1 peaks at round 2, lr 0.01 climbs to the end),
-    but `local`'s rounds take 2 s of virtual time and `parse`'s 1 s."""
-    for run in pending:
-        lr, seed, method = run.point.params["optim.lr"], run.point.seed, run.point.params["method"]
-        dt = 2.0 if method == "local" else 1.0
-        lines = ["round,t,agent,group,acc,loss,acc_gval,acc_val"]
-        rows = []
-        for r in range(ROUNDS):
-            v = _gval(lr, r, seed)
-            for ag, (g, drop) in enumerate((("image", 0.1), ("audio", 0.2))):
-                lines.append(f"{r},{(r + 1) * dt},{ag},{g},{v - drop},1.0,{v},{v}")
-                rows.append({"round": r, "group": g, "acc": v - drop, "acc_gval": v, "acc_val": v})
-        finish_stub_cell(run, tracker, {
-            "rounds": ROUNDS, "virtual_time_s": ROUNDS * dt, "agents": 2, "groups": {"image": 1, "audio": 1},
-            "final_acc": final_accuracy(rows), "final_acc_val": final_accuracy(rows, "acc_val"),
-            "final_acc_gval": final_accuracy(rows, "acc_gval")}, "\n".join(lines) + "\n")
-    return None
+    """test_early_stop's curves (lr 0.1 peaks at round 2, lr 0.01 climbs to the end), with
+    `local`'s rounds 2 s of virtual time long and `parse`'s 1 s."""
+    write_curve_cells(pending, tracker, lambda method: 2.0 if method == "local" else 1.0)
 
 
 @pytest.fixture(scope="module")
