@@ -168,9 +168,10 @@ def test_no_extend_keeps_the_grid(tmp_path):
 # ---------------------------------------------------------------- report sections
 
 
-def _protocol_sweep(root: Path, acc: dict, gval: bool = True, key: str | None = None) -> Path:
+def _protocol_sweep(root: Path, acc: dict, gval: bool = True, key: str | None = None, tune: bool = False) -> Path:
     """A hand-made sweep over method x 3 seeds: metrics with acc/acc_gval over 12 evaluations.
-    With `key`, over method x key: `acc` is keyed by (method, value of key)."""
+    With `key`, over method x key: `acc` is keyed by (method, value of key); `tune`: the key
+    is a tune key (chosen per method on acc_gval)."""
     seeds = (0, 1, 2)
     runs = []
     for mk, finals in acc.items():
@@ -203,7 +204,7 @@ def _protocol_sweep(root: Path, acc: dict, gval: bool = True, key: str | None = 
     (root / "sweep.json").write_text(json.dumps({
         "kind": "parse-sim sweep", "scenario": "p.yaml", "name": "p", "grid": grid,
         "grid_text": {k: [str(x) for x in v] for k, v in grid.items()}, "numeric_keys": [k for k in grid if k != "method"],
-        "tune": [], "seeds": list(seeds), "overrides": [], "backend": "inline", "runs": runs}))
+        "tune": [key] if tune else [], "seeds": list(seeds), "overrides": [], "backend": "inline", "runs": runs}))
     return root
 
 
@@ -231,6 +232,37 @@ def test_report_differences_of_differences_for_a_two_level_key(tmp_path):
     root2 = _protocol_sweep(tmp_path / "sw2", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]})
     assert main(["report", str(root2), "--reference", "local"]) == 0
     assert "## Effect of" not in (root2 / "report.md").read_text()
+
+
+def test_report_pairs_at_every_tune_value_both_ran(tmp_path):
+    """parse - local at lr 0.01: 0.05, 0.10, 0.05 (+0.067 +- 0.072, as above); at lr 0.1: 0.10,
+    0.15, 0.20 (mean 0.15, SD 0.05, half-width 4.303 x 0.05 / sqrt 3 = 0.124). A conflict cosine
+    only the lr-0.1 runs measured is paired there and n/a at 0.01."""
+    key = "optim.lr"
+    root = _protocol_sweep(tmp_path / "sw", {("local", 0.01): [0.5, 0.6, 0.7], ("local", 0.1): [0.4, 0.5, 0.5],
+                                             ("parse", 0.01): [0.55, 0.7, 0.75], ("parse", 0.1): [0.5, 0.65, 0.7]},
+                           key=key, tune=True)
+    for m, cos in (("local", [0.1, 0.2, 0.3]), ("parse", [0.2, 0.3, 0.4])):
+        for s, c in enumerate(cos):
+            f = root / f"method={m}__{key}=0.1__seed={s}" / "summary.json"
+            summ = json.loads(f.read_text())
+            summ["gradient_conflict"] = {"backbone/image/mlp": {"mean_cosine": c, "mean_frac_negative": 0.1,
+                                                                "rounds": 12}}
+            f.write_text(json.dumps(summ))
+    assert main(["report", str(root), "--reference", "local"]) == 0
+    md = (root / "report.md").read_text()
+    a = md.index("## Paired differences vs local at equal tune values")
+    assert md.index("## Paired differences vs local") < a < md.index("## Convergence")
+    rows = [ln for ln in md[a:md.index("## Convergence")].splitlines() if ln.startswith("| ")]
+    assert rows[0] == ("| setting | at | paired seeds | Δ all agents (95% CI) | Δ image (95% CI) | Δ audio (95% CI) "
+                       "| Δ cosine backbone/image/mlp | resolved |")
+    assert rows[1:] == ["| parse | lr=0.01 | 3 | +0.067 ± 0.072 | +0.067 ± 0.072 | +0.067 ± 0.072 | n/a | no |",
+                        "| parse | lr=0.1 | 3 | +0.150 ± 0.124 | +0.150 ± 0.124 | +0.150 ± 0.124 | +0.100 ± 0.000 "
+                        "| yes |"]
+    # an untuned sweep has no such section
+    root2 = _protocol_sweep(tmp_path / "sw2", {"local": [0.5, 0.6, 0.7], "parse": [0.55, 0.7, 0.75]})
+    assert main(["report", str(root2), "--reference", "local"]) == 0
+    assert "at equal tune values" not in (root2 / "report.md").read_text()
 
 
 def test_report_paired_section_convergence_and_curves(tmp_path):

@@ -24,7 +24,7 @@ from parse_actors.studies.compare import (
 from parse_actors.studies.data import ReportError, RunData, SweepData, fmt_ci
 from parse_actors.studies.grid import dump_value
 from parse_actors.studies.report_md import SweepView, fig_link, md_table
-from parse_actors.studies.report_tuned import setting_label, tuned_choices
+from parse_actors.studies.report_tuned import setting_label, tune_text, tuned_choices
 
 Unit = tuple[dict, str, list[RunData]]  # (setting, label, its runs: at the tuned values with --tune)
 
@@ -71,6 +71,7 @@ def sections(v: SweepView, reference: str | None) -> list[str]:
     if reference is not None:
         lines += _paired_section(v, us, reference)
         lines += _paired_conflict_section(us, reference)
+        lines += _paired_by_value_section(v, reference)
     lines += _two_level_sections(v, us, reference)
     lines += _convergence_section(us, sd)
     lines += _curves(v, us)
@@ -256,6 +257,65 @@ def _paired_conflict_section(us: list[Unit], reference: str) -> list[str]:
              "each setting's tuned values, also with early stopping.", ""]
     return lines + md_table(["setting", "branch", f"{reference} cosine", "setting cosine", "Δ cosine (95% CI)",
                              "resolved"], rows)
+
+
+def _paired_by_value_section(v: SweepView, reference: str) -> list[str]:
+    """With tune keys: every tune value that a setting and the reference both ran, paired by
+    seed at that value: accuracy per group and each shared branch's conflict cosine. Not a
+    tuned comparison; it says whether the tuned ranking holds at equal hyperparameters, and
+    how much of a conflict difference comes with the learning rate, which moves the cosine
+    as much as the method does (docs/studies.md, claim 2)."""
+    sd = v.sd
+    if not sd.tune_keys:
+        return []
+    rest_keys = [k for k in sd.varied if k != "method" and k not in sd.tune_keys]
+    cells: dict[tuple, dict[str, list[RunData]]] = {}  # (other keys, tune values) -> method -> runs
+    for r in sd.runs:
+        at = (tuple((k, dump_value(r.params.get(k))) for k in rest_keys),
+              tuple((k, dump_value(r.params.get(k))) for k in sd.tune_keys))
+        cells.setdefault(at, {}).setdefault(dump_value(r.params.get("method")), []).append(r)
+    methods = [dump_value(m) for m in sd.grid.get("method", [])]
+    found = []  # (method, other keys, tune values, runs, reference's runs)
+    for (rest, tv), by_method in cells.items():
+        if reference in by_method:
+            found += [(m, rest, tv, runs, by_method[reference]) for m, runs in by_method.items() if m != reference]
+    if not found:
+        return []
+
+    def order(item) -> tuple:
+        m, rest, tv = item[:3]
+        return (methods.index(m) if m in methods else len(methods), rest,
+                tuple(_num_or_text(x) for _, x in tv))
+
+    found.sort(key=order)
+    branches = sorted(set().union(*(_branches(runs) & _branches(ref) for *_, runs, ref in found)))
+    rows = []
+    for m, rest, tv, runs, ref in found:
+        p = paired(_by_seed(ref), _by_seed(runs))
+        conf = []
+        for b in branches:
+            pb = paired({r.seed: _cosine(r, b) for r in ref}, {r.seed: _cosine(r, b) for r in runs})
+            conf.append(fmt_paired(pb) if pb.n else "n/a")
+        rows.append([setting_label(sd, {k: runs[0].params.get(k) for k in sd.varied if k not in sd.tune_keys}),
+                     tune_text(sd, {k: runs[0].params.get(k) for k in sd.tune_keys}), p.n, fmt_paired(p)]
+                    + [fmt_paired(paired(_by_seed(ref, g), _by_seed(runs, g))) for g in v.groups]
+                    + conf + [_resolved(p)])
+    return ([f"## Paired differences vs {reference} at equal tune values", "",
+             f"Every value of {', '.join(f'`{k}`' for k in sd.tune_keys)} that a setting and `{reference}` both "
+             "ran, paired by seed at that value: Δ accuracy (as above, "
+             f"{sd.reading}) and Δ conflict cosine of each branch both hold (negative: more conflict than "
+             f"`{reference}`). Not a tuned comparison: it shows whether the tuned ranking holds at equal "
+             "hyperparameters, and how much of a conflict difference comes with the learning rate. Resolved: the "
+             "accuracy interval (all agents) excludes 0.", ""]
+            + md_table(["setting", "at", "paired seeds", "Δ all agents (95% CI)", *(f"Δ {g} (95% CI)" for g in v.groups),
+                        *(f"Δ cosine {b}" for b in branches), "resolved"], rows))
+
+
+def _num_or_text(text: str) -> tuple:
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def _against_reference(us: list[Unit], reference: str) -> list[tuple[str, list[RunData], list[RunData]]]:
