@@ -38,6 +38,12 @@ def test_budget_reads_the_last_evaluation_within_it():
     assert [r["round"] for r in within_budget(rows, 3.0 - 1e-10)] == [0, 0, 1, 1, 2, 2]
     assert budgeted_summary(summary, rows, 0.99) is None
     assert budgeted_summary(summary, rows, 100.0)["stop"]["round"] == 3
+    # a run whose virtual time ran out before the budget is read at its end, and says so
+    timed = dict(summary, virtual_time_s=4.0)
+    assert "ended_before_budget" not in budgeted_summary(timed, rows, 4.0)["stop"]
+    assert budgeted_summary(timed, rows, 4.5)["stop"] == {"rule": "time", "t_budget": 4.5, "round": 3, "last_round": 3,
+                                                          "ended_before_budget": True}
+    assert budgeted_summary(timed, rows, 4.5, early_stop=True)["stop"]["ended_before_budget"] is True
 
 
 def test_budget_with_early_stop_stops_among_the_evaluations_within_it():
@@ -84,6 +90,12 @@ def test_report_at_a_time_budget_chooses_and_pairs_there(timed_sweep):
     assert "| local | 2 | -0.100 ± 0.000 |" in md
     assert "## Accuracy within 3 s virtual per setting (every tune value)" in md
     assert "test acc within 3 s (95% CI)" in md  # the convergence table reads there too
+    assert "ended before the budget" not in md
+    # local's runs last 20 s of virtual time, parse's 10: at 15 s parse's are read at their end, and the report says so
+    assert main(["report", str(timed_sweep), "--time-budget", "15"]) == 0
+    md = (timed_sweep / "report.md").read_text()
+    assert ("**4 of 8 runs ended before the budget** (method=parse, optim.lr=0.01; method=parse, optim.lr=0.1): "
+            "they are read at their end") in md
 
 
 def test_report_at_a_budget_before_every_evaluation_lists_the_runs_as_missing(timed_sweep):

@@ -100,8 +100,17 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
                if sd.early_stop else "")
             + (f" **Time budget**: every run is read {_budget_where(sd)}, as if every run had been stopped "
                f"{sd.time_budget:g} s of virtual time after the start (studies/time_budget.py); the plateau rule "
-               "and the curves use the whole run." if sd.time_budget is not None else "")
+               "and the curves use the whole run." + _short_runs_note(sd) if sd.time_budget is not None else "")
             + _code_note(sd.runs), ""]
+
+
+def _short_runs_note(sd: SweepData) -> str:
+    short = [r for r in sd.runs if (r.summary.get("stop") or {}).get("ended_before_budget")]
+    if not short:
+        return ""
+    labels = sorted({setting_label(sd, {k: r.params.get(k) for k in sd.varied}) for r in short})
+    return (f" **{len(short)} of {len(sd.runs)} runs ended before the budget** ({'; '.join(labels)}): they are read "
+            "at their end, where a longer run might have gained more by then; raise `protocol.rounds` for them.")
 
 
 def _budget_where(sd: SweepData) -> str:

@@ -12,7 +12,8 @@ run's, as with early stopping.
 
 A budgeted summary is the run's summary.json with every `final_acc*` entry
 taken at that evaluation and a `stop` entry saying which round, of how many,
-and the budget. A run with no evaluation within the budget has no reading.
+and the budget (`ended_before_budget` when the run's virtual time ran out first: it is
+then read at its end). A run with no evaluation within the budget has no reading.
 """
 
 from __future__ import annotations
@@ -42,12 +43,22 @@ def budgeted_summary(summary: dict, rows: list[dict], t_budget: float, early_sto
         if key in summary:
             out[key] = final_accuracy(upto, col)
     out["stop"] = {"rule": "time", "t_budget": t_budget, "round": k, "last_round": last}
+    if ended_before(summary, t_budget):
+        out["stop"]["ended_before_budget"] = True
     if early_stop:
         stopped = stopped_summary(out, upto)
         if stopped is not out:
-            stopped["stop"] = dict(stopped["stop"], t_budget=t_budget, last_round=last)
+            stopped["stop"] = dict(stopped["stop"], t_budget=t_budget, last_round=last,
+                                   **({"ended_before_budget": True} if ended_before(summary, t_budget) else {}))
             return stopped
     return out
 
 
-__all__ = ["BUDGET_TOL_S", "budgeted_summary", "within_budget"]
+def ended_before(summary: dict, t_budget: float) -> bool:
+    """Whether the run's virtual time ran out before the budget (`protocol.rounds` too few):
+    it is then read at its end, where a longer run might have gained more by the budget."""
+    vt = summary.get("virtual_time_s")
+    return isinstance(vt, (int, float)) and vt < t_budget - BUDGET_TOL_S
+
+
+__all__ = ["BUDGET_TOL_S", "budgeted_summary", "ended_before", "within_budget"]
