@@ -143,6 +143,13 @@ class SweepData:
         return "test accuracy at the validation stop" if self.early_stop else "final test accuracy"
 
     @property
+    def budget_reading(self) -> str:
+        """With a time budget, which evaluation of a run is read, e.g. `at its last evaluation
+        within 6 s of virtual time`."""
+        return (("at its validation stop among its evaluations" if self.early_stop else "at its last evaluation")
+                + f" within {self.time_budget:g} s of virtual time")
+
+    @property
     def grid(self) -> dict[str, list]:
         return self.manifest.get("grid") or {}
 

@@ -98,7 +98,7 @@ def _protocol_note(sd: SweepData, us: list[Unit], reference: str | None) -> list
                "best mean validation accuracy of all agents (the set tuning chose on); choices, tables and "
                "differences use the accuracies there (studies/early_stop.py), the curves the whole run."
                if sd.early_stop else "")
-            + (f" **Time budget**: every run is read {_budget_where(sd)}, as if every run had been stopped "
+            + (f" **Time budget**: every run is read {sd.budget_reading}, as if every run had been stopped "
                f"{sd.time_budget:g} s of virtual time after the start (studies/time_budget.py); the plateau rule "
                "and the curves use the whole run." + _short_runs_note(sd) if sd.time_budget is not None else "")
             + _code_note(sd.runs), ""]
@@ -111,12 +111,6 @@ def _short_runs_note(sd: SweepData) -> str:
     labels = sorted({setting_label(sd, {k: r.params.get(k) for k in sd.varied}) for r in short})
     return (f" **{len(short)} of {len(sd.runs)} runs ended before the budget** ({'; '.join(labels)}): they are read "
             "at their end, where a longer run might have gained more by then; raise `protocol.rounds` for them.")
-
-
-def _budget_where(sd: SweepData) -> str:
-    t = f"{sd.time_budget:g} s"
-    return (f"at its validation stop among its evaluations within {t} of virtual time" if sd.early_stop
-            else f"at its last evaluation within {t} of virtual time")
 
 
 def _code_note(runs: list[RunData]) -> str:

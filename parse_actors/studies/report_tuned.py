@@ -82,9 +82,8 @@ def tuned_section(sd: SweepData, groups: list[str]) -> list[str]:
                   "and test accuracies here are those of that evaluation (`stop round`: the median over the "
                   "chosen value's seeds, of the evaluations the runs made).", ""]
     if sd.time_budget is not None:
-        lines += [f"**Time budget**: every run is read at its "
-                  + ("validation stop among its evaluations" if sd.early_stop else "last evaluation")
-                  + f" within {sd.time_budget:g} s of virtual time, as if stopped there; the choice, the validation "
+        lines += [f"**Time budget**: every run is read {sd.budget_reading}, as if stopped there; the choice, "
+                  "the validation "
                   "and the test accuracies here are those of that evaluation (`stop round`: the median over the "
                   "chosen value's seeds, of the rounds the runs made).", ""]
     if protocol:

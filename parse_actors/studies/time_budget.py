@@ -42,14 +42,12 @@ def budgeted_summary(summary: dict, rows: list[dict], t_budget: float, early_sto
     for key, col in STOP_COLUMNS.items():
         if key in summary:
             out[key] = final_accuracy(upto, col)
-    out["stop"] = {"rule": "time", "t_budget": t_budget, "round": k, "last_round": last}
-    if ended_before(summary, t_budget):
-        out["stop"]["ended_before_budget"] = True
+    short = {"ended_before_budget": True} if ended_before(summary, t_budget) else {}
+    out["stop"] = {"rule": "time", "t_budget": t_budget, "round": k, "last_round": last, **short}
     if early_stop:
         stopped = stopped_summary(out, upto)
         if stopped is not out:
-            stopped["stop"] = dict(stopped["stop"], t_budget=t_budget, last_round=last,
-                                   **({"ended_before_budget": True} if ended_before(summary, t_budget) else {}))
+            stopped["stop"] = dict(stopped["stop"], t_budget=t_budget, last_round=last, **short)
             return stopped
     return out
 
